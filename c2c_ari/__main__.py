@@ -1,0 +1,3 @@
+from c2c_ari.cli import main
+
+raise SystemExit(main())

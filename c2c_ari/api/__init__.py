@@ -1,0 +1,1 @@
+"""HTTP only: Kazoo's envelope and errors, authentication, and one module per resource."""

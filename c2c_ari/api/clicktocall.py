@@ -1,0 +1,165 @@
+"""`/v2/accounts/{account_id}/clicktocall`: Kazoo's click-to-call resource.
+
+Each handler follows Kazoo's pipeline: the router allows the method, then authenticate,
+then validate, then execute; the envelope is built by `envelope.success`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from c2c_ari.api.context import authenticate, authenticate_optional, context
+from c2c_ari.api.envelope import success
+from c2c_ari.api.request import parse_bool, query_bool, query_int, read_envelope
+from c2c_ari.domain.clicktocalls import Page, public
+from c2c_ari.domain.connect import ConnectRequest
+from c2c_ari.domain.errors import ValidationFailed
+from c2c_ari.store import StoredDocument
+
+BASE = "/v2/accounts/{account_id}/clicktocall"
+# Query parameters that steer connect itself; any other becomes a custom application var.
+_CONNECT_RESERVED = frozenset({"contact", "blocking", "auth_token"})
+
+
+def _document(request: web.Request, stored: StoredDocument, status: int = 200) -> web.Response:
+    return success(request, {**public(stored.doc), "id": stored.id}, status=status,
+                   revision=stored.revision)
+
+
+def _page_size(request: web.Request) -> int | None:
+    """None when the client asked for everything (`paginate=false`)."""
+    if query_bool(request, "paginate") is False:
+        return None
+    settings = context(request).settings
+    size = query_int(request, "page_size", minimum=1, maximum=settings.max_page_size)
+    return settings.default_page_size if size is None else size
+
+
+def _start_key(request: web.Request) -> str | None:
+    key = request.query.get("start_key")
+    if key is not None and (len(key) > 64 or not key.isprintable()):
+        raise ValidationFailed.single("start_key", "maxLength", "start_key is not a valid key")
+    return key
+
+
+def _listing(request: web.Request, page: Page, start_key: str | None) -> web.Response:
+    extra: dict[str, Any] = {"page_size": len(page.items)}
+    if start_key is not None:
+        extra["start_key"] = start_key
+    if page.next_start_key is not None:
+        extra["next_start_key"] = page.next_start_key
+    return success(request, page.items, extra=extra)
+
+
+async def list_clicktocalls(request: web.Request) -> web.Response:
+    account = await authenticate(request)
+    start_key, page_size = _start_key(request), _page_size(request)
+    page = await context(request).clicktocalls.page(account.id, start_key, page_size)
+    return _listing(request, page, start_key)
+
+
+async def create_clicktocall(request: web.Request) -> web.Response:
+    account = await authenticate(request)
+    data = await read_envelope(request)
+    stored = await context(request).clicktocalls.create(account.id, data)
+    return _document(request, stored, status=201)
+
+
+async def get_clicktocall(request: web.Request) -> web.Response:
+    account = await authenticate(request)
+    stored = await context(request).clicktocalls.get(account.id, request.match_info["c2c_id"])
+    return _document(request, stored)
+
+
+async def replace_clicktocall(request: web.Request) -> web.Response:
+    account = await authenticate(request)
+    data = await read_envelope(request)
+    stored = await context(request).clicktocalls.replace(
+        account.id, request.match_info["c2c_id"], data, request.headers.get("If-Match")
+    )
+    return _document(request, stored)
+
+
+async def patch_clicktocall(request: web.Request) -> web.Response:
+    account = await authenticate(request)
+    data = await read_envelope(request)
+    stored = await context(request).clicktocalls.patch(
+        account.id, request.match_info["c2c_id"], data, request.headers.get("If-Match")
+    )
+    return _document(request, stored)
+
+
+async def delete_clicktocall(request: web.Request) -> web.Response:
+    account = await authenticate(request)
+    stored = await context(request).clicktocalls.delete(
+        account.id, request.match_info["c2c_id"], request.headers.get("If-Match")
+    )
+    return _document(request, stored)
+
+
+async def history(request: web.Request) -> web.Response:
+    account = await authenticate(request)
+    start_key, page_size = _start_key(request), _page_size(request)
+    created_from = query_int(request, "created_from", minimum=0)
+    created_to = query_int(request, "created_to", minimum=0)
+    if created_from is not None and created_to is not None and created_from > created_to:
+        raise ValidationFailed.single(
+            "created_from", "maximum", "created_from must not be after created_to",
+            target=created_to,
+        )
+    page = await context(request).clicktocalls.history(
+        account.id, request.match_info["c2c_id"], start_key=start_key, page_size=page_size,
+        created_from=created_from, created_to=created_to,
+    )
+    return _listing(request, page, start_key)
+
+
+def _connect_request(request: web.Request, data: dict[str, Any]) -> ConnectRequest:
+    contact = data.get("contact", request.query.get("contact"))
+    blocking_raw = data.get("blocking", request.query.get("blocking", False))
+    variables: dict[str, Any] = {
+        k: v for k, v in request.query.items() if k not in _CONNECT_RESERVED
+    }
+    body_vars = data.get("custom_application_vars", {})
+    if not isinstance(body_vars, dict):
+        raise ValidationFailed.single(
+            "custom_application_vars", "type", "Value is not of type object", target="object"
+        )
+    variables.update(body_vars)
+    # Same rules as the stored custom_application_vars: they become channel variables.
+    validated = context(request).clicktocalls.validate(
+        {"name": "connect", "extension": "0", "custom_application_vars": variables}
+    )["custom_application_vars"]
+    return ConnectRequest(
+        contact=contact,
+        blocking=parse_bool("blocking", blocking_raw),
+        custom_application_vars=validated,
+        client_ip=request.remote,
+    )
+
+
+async def connect(request: web.Request) -> web.Response:
+    account = await authenticate_optional(request)
+    authenticated = account is not None
+    if account is None:
+        account = await context(request).accounts.get(request.match_info["account_id"])
+    data = await read_envelope(request, allow_form=True)
+    result = await context(request).connect.connect(
+        account, authenticated, request.match_info["c2c_id"], _connect_request(request, data)
+    )
+    return success(request, result.data, status=result.status)
+
+
+def add_routes(app: web.Application) -> None:
+    item = BASE + "/{c2c_id}"
+    app.router.add_get(BASE, list_clicktocalls)
+    app.router.add_put(BASE, create_clicktocall)
+    app.router.add_get(item, get_clicktocall)
+    app.router.add_post(item, replace_clicktocall)
+    app.router.add_patch(item, patch_clicktocall)
+    app.router.add_delete(item, delete_clicktocall)
+    app.router.add_get(item + "/history", history)
+    app.router.add_get(item + "/connect", connect)
+    app.router.add_post(item + "/connect", connect)

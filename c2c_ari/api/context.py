@@ -1,0 +1,55 @@
+"""What the resources need from the rest of the service, handed over by app.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from c2c_ari.api.envelope import AUTH_TOKEN
+from c2c_ari.config import Settings
+from c2c_ari.domain.accounts import Account, AccountService
+from c2c_ari.domain.clicktocalls import ClickToCallService
+from c2c_ari.domain.connect import ConnectService
+from c2c_ari.domain.errors import NotFound
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    settings: Settings
+    accounts: AccountService
+    clicktocalls: ClickToCallService
+    connect: ConnectService
+    schemas: dict[str, dict[str, Any]]
+
+
+CONTEXT: web.AppKey[ApiContext] = web.AppKey("c2c_ari", ApiContext)
+
+
+def context(request: web.Request) -> ApiContext:
+    return request.app[CONTEXT]
+
+
+def auth_token(request: web.Request) -> str | None:
+    token = request.headers.get("X-Auth-Token")
+    if token:
+        request[AUTH_TOKEN] = token if len(token) <= 256 and token.isprintable() else ""
+    return token
+
+
+async def authenticate(request: web.Request) -> Account:
+    """The account named in the path, if the request's token belongs to it.
+
+    A token never reveals other accounts: their ids answer exactly like unknown ones."""
+    account = await context(request).accounts.authenticate(auth_token(request))
+    if request.match_info.get("account_id", account.id) != account.id:
+        raise NotFound(request.match_info["account_id"])
+    return account
+
+
+async def authenticate_optional(request: web.Request) -> Account | None:
+    """For connect: None without a token; a token that is sent must be valid."""
+    if auth_token(request) is None:
+        return None
+    return await authenticate(request)

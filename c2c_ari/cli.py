@@ -1,0 +1,94 @@
+"""The `c2c-ari` command: `serve`, `accounts create`, and (with a local PBX) `asterisk`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from c2c_ari.config import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.load(
+        args.config,
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        data_dir=args.data_dir,
+        database=args.database,
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from c2c_ari.app import create_app
+
+    settings = _settings(args)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    print(
+        f"c2c-ari listening on http://{settings.host}:{settings.port}"
+        f" (database {settings.database_path})",
+        flush=True,
+    )
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    return 0
+
+
+def _create_account(args: argparse.Namespace) -> int:
+    from c2c_ari.domain.accounts import AccountService
+    from c2c_ari.store import AccountStore, Database
+
+    settings = _settings(args)
+
+    async def create() -> dict[str, str]:
+        async with Database(settings.database_path) as db:
+            account, api_key = await AccountService(
+                AccountStore(db), settings.token_ttl
+            ).create(args.name, args.realm)
+        return {"account_id": account.id, "api_key": api_key, "name": account.name,
+                "realm": account.realm}
+
+    print(json.dumps(asyncio.run(create())))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="TOML settings file")
+    common.add_argument("--data-dir", type=Path, help="directory of the SQLite file")
+    common.add_argument("--database", type=Path, help="SQLite file (overrides --data-dir)")
+
+    parser = argparse.ArgumentParser(prog="c2c-ari", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", parents=[common], help="run the REST service")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    serve.set_defaults(run=_serve)
+
+    accounts = commands.add_parser("accounts", help="manage accounts")
+    account_commands = accounts.add_subparsers(dest="accounts_command", required=True)
+    create = account_commands.add_parser(
+        "create", parents=[common], help="create an account and print its API key"
+    )
+    create.add_argument("--name", required=True)
+    create.add_argument("--realm", required=True, help="SIP realm, e.g. pbx.example.com")
+    create.set_defaults(run=_create_account)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except ValueError as exc:
+        print(f"c2c-ari: {exc}", file=sys.stderr)
+        return 2

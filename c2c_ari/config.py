@@ -1,0 +1,86 @@
+"""Every setting of the service, its default, and where it can be overridden.
+
+Precedence, lowest first: the defaults below, a TOML file (`--config` or `C2C_ARI_CONFIG`),
+environment variables `C2C_ARI_<NAME>`, then command-line flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "C2C_ARI_"
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "c2c-ari"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = field(default_factory=_default_data_dir)
+    # Empty means `<data_dir>/c2c-ari.sqlite3`.
+    database: Path | None = None
+    token_ttl: int = 3600
+    max_body_bytes: int = 64 * 1024
+    default_page_size: int = 50
+    max_page_size: int = 1000
+    node: str = field(default_factory=socket.gethostname)
+    # ARI connection (used once the Stasis application is wired in).
+    ari_url: str = "http://127.0.0.1:8088"
+    ari_user: str = "c2c"
+    ari_password: str = ""
+    ari_app: str = "c2c-ari"
+
+    @property
+    def database_path(self) -> Path:
+        return self.database or self.data_dir / "c2c-ari.sqlite3"
+
+    @classmethod
+    def load(
+        cls,
+        config_file: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        """Build settings from defaults, a TOML file, the environment and explicit overrides."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        config_file = config_file or (Path(env[f"{ENV_PREFIX}CONFIG"]) if env.get(
+            f"{ENV_PREFIX}CONFIG") else None)
+        if config_file is not None:
+            with open(config_file, "rb") as fh:
+                values.update(tomllib.load(fh))
+        for f in dataclasses.fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        return cls(**{name: _coerce(name, value) for name, value in values.items()})
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Turn strings from the environment or TOML into the field's type, with a clear error."""
+    kind = {f.name: f.type for f in dataclasses.fields(Settings)}[name]
+    try:
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if kind in ("Path", "Path | None"):
+            return Path(value).expanduser()
+        return str(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"setting {name!r}: cannot use {value!r} as {kind}") from None

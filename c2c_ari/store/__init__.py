@@ -1,0 +1,15 @@
+"""SQLite storage (aiosqlite): accounts, tokens, click-to-calls and call history."""
+
+from c2c_ari.store.accounts import AccountRecord, AccountStore
+from c2c_ari.store.clicktocalls import ClickToCallStore, StoredDocument
+from c2c_ari.store.db import Database
+from c2c_ari.store.history import HistoryStore
+
+__all__ = [
+    "AccountRecord",
+    "AccountStore",
+    "ClickToCallStore",
+    "Database",
+    "HistoryStore",
+    "StoredDocument",
+]

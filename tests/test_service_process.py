@@ -1,0 +1,106 @@
+"""The real `c2c-ari` command: accounts from the CLI, the service as its own process, and
+data that survives a restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib import request as urlrequest
+from urllib.error import HTTPError
+
+CLI = [sys.executable, "-m", "c2c_ari"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _http(method: str, url: str, data: object = None, token: str | None = None):
+    body = None if data is None else json.dumps({"data": data}).encode()
+    req = urlrequest.Request(url, data=body, method=method)
+    req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("X-Auth-Token", token)
+    try:
+        with urlrequest.urlopen(req, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@contextmanager
+def running_service(data_dir: Path) -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port), "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                _http("GET", url + "/v2/schemas")
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(proc.stdout.read().decode() if proc.stdout else "") \
+                        from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def test_cli_account_and_restart_persistence(tmp_path: Path) -> None:
+    created = subprocess.run(
+        [*CLI, "accounts", "create", "--name", "Acme", "--realm", "acme.example",
+         "--data-dir", str(tmp_path)],
+        check=True, capture_output=True, text=True,
+    )
+    account = json.loads(created.stdout)
+    assert {"account_id", "api_key"} <= set(account)
+
+    with running_service(tmp_path) as url:
+        status, body = _http("PUT", url + "/v2/api_auth", {"api_key": account["api_key"]})
+        assert status == 201
+        token = body["auth_token"]
+        base = f"{url}/v2/accounts/{account['account_id']}/clicktocall"
+        status, body = _http("PUT", base, {"name": "Sales", "extension": "1001"}, token)
+        assert status == 201
+        c2c_id = body["data"]["id"]
+        revision = body["revision"]
+
+    with running_service(tmp_path) as url:
+        base = f"{url}/v2/accounts/{account['account_id']}/clicktocall"
+        # The token was stored too: still valid after the restart.
+        status, body = _http("GET", f"{base}/{c2c_id}", token=token)
+        assert status == 200
+        assert body["data"]["name"] == "Sales"
+        assert body["revision"] == revision
+
+
+def test_bad_settings_fail_clearly(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*CLI, "serve", "--data-dir", str(tmp_path)], capture_output=True, text=True,
+        env={**os.environ, "C2C_ARI_PORT": "eighty"}, timeout=30,
+    )
+    assert result.returncode == 2
+    assert "port" in result.stderr
