@@ -19,8 +19,9 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 
 def test_ruff_is_clean() -> None:
+    targets = [name for name in ("c2c_ari", "tests", "bench") if (ROOT / name).is_dir()]
     result = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "c2c_ari", "tests", "bench"],
+        [sys.executable, "-m", "ruff", "check", *targets],
         cwd=ROOT, capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
