@@ -24,15 +24,15 @@ DATABASE: web.AppKey[Database] = web.AppKey("database", Database)
 def build_services(
     settings: Settings, db: Database, placer: CallPlacer | None = None
 ) -> ApiContext:
-    clicktocalls = ClickToCallService(
-        ClickToCallStore(db), HistoryStore(db), default_validator().validate
-    )
+    validator = default_validator()
+    clicktocalls = ClickToCallService(ClickToCallStore(db), HistoryStore(db), validator.validate)
     return ApiContext(
         settings=settings,
         accounts=AccountService(AccountStore(db), settings.token_ttl),
         clicktocalls=clicktocalls,
         connect=ConnectService(clicktocalls, Throttle(), placer or NoCallPlacer()),
         schemas=load_schemas(),
+        validate=validator.validate,
     )
 
 

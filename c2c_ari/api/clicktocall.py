@@ -12,15 +12,13 @@ from aiohttp import web
 
 from c2c_ari.api.context import authenticate, authenticate_optional, context
 from c2c_ari.api.envelope import success
-from c2c_ari.api.request import parse_bool, query_bool, query_int, read_envelope
+from c2c_ari.api.request import query_bool, query_int, read_envelope
 from c2c_ari.domain.clicktocalls import Page, public
-from c2c_ari.domain.connect import ConnectRequest
+from c2c_ari.domain.connect import connect_request
 from c2c_ari.domain.errors import ValidationFailed
 from c2c_ari.store import StoredDocument
 
 BASE = "/v2/accounts/{account_id}/clicktocall"
-# Query parameters that steer connect itself; any other becomes a custom application var.
-_CONNECT_RESERVED = frozenset({"contact", "blocking", "auth_token"})
 
 
 def _document(request: web.Request, stored: StoredDocument, status: int = 200) -> web.Response:
@@ -116,38 +114,17 @@ async def history(request: web.Request) -> web.Response:
     return _listing(request, page, start_key)
 
 
-def _connect_request(request: web.Request, data: dict[str, Any]) -> ConnectRequest:
-    contact = data.get("contact", request.query.get("contact"))
-    blocking_raw = data.get("blocking", request.query.get("blocking", False))
-    variables: dict[str, Any] = {
-        k: v for k, v in request.query.items() if k not in _CONNECT_RESERVED
-    }
-    body_vars = data.get("custom_application_vars", {})
-    if not isinstance(body_vars, dict):
-        raise ValidationFailed.single(
-            "custom_application_vars", "type", "Value is not of type object", target="object"
-        )
-    variables.update(body_vars)
-    # Same rules as the stored custom_application_vars: they become channel variables.
-    validated = context(request).clicktocalls.validate(
-        {"name": "connect", "extension": "0", "custom_application_vars": variables}
-    )["custom_application_vars"]
-    return ConnectRequest(
-        contact=contact,
-        blocking=parse_bool("blocking", blocking_raw),
-        custom_application_vars=validated,
-        client_ip=request.remote,
-    )
-
-
 async def connect(request: web.Request) -> web.Response:
     account = await authenticate_optional(request)
     authenticated = account is not None
     if account is None:
         account = await context(request).accounts.get(request.match_info["account_id"])
-    data = await read_envelope(request, allow_form=True)
+    params = connect_request(
+        await read_envelope(request, allow_form=True), request.query,
+        context(request).validate, request.remote,
+    )
     result = await context(request).connect.connect(
-        account, authenticated, request.match_info["c2c_id"], _connect_request(request, data)
+        account, authenticated, request.match_info["c2c_id"], params
     )
     return success(request, result.data, status=result.status)
 

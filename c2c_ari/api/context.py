@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ class ApiContext:
     clicktocalls: ClickToCallService
     connect: ConnectService
     schemas: dict[str, dict[str, Any]]
+    validate: Callable[[dict[str, Any], str], dict[str, Any]]
 
 
 CONTEXT: web.AppKey[ApiContext] = web.AppKey("c2c_ari", ApiContext)

@@ -8,6 +8,7 @@ whitelist, and only then hand a fully validated attempt to the call placer.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,6 +26,38 @@ class ConnectRequest:
     blocking: bool = False
     custom_application_vars: dict[str, str] = field(default_factory=dict)
     client_ip: str | None = None
+
+
+# Query parameters that steer connect itself; any other becomes a custom application var
+# (Kazoo's behaviour), after the same checks as the stored ones.
+_RESERVED_QUERY = frozenset({"contact", "blocking", "auth_token"})
+
+
+def connect_request(
+    body: dict[str, Any],
+    query: Mapping[str, str],
+    validate: Callable[[dict[str, Any], str], dict[str, Any]],
+    client_ip: str | None,
+) -> ConnectRequest:
+    """Read connect's parameters from the body, falling back to the query string, and check
+    them against `schemas/connect.json` (the contact is normalised later, on its own)."""
+    variables: dict[str, Any] = {k: v for k, v in query.items() if k not in _RESERVED_QUERY}
+    body_vars = body.get("custom_application_vars", {})
+    if isinstance(body_vars, dict):
+        variables.update(body_vars)
+    else:
+        variables = body_vars  # let the schema report the wrong type
+    checked = validate(
+        {"blocking": body.get("blocking", query.get("blocking", False)),
+         "custom_application_vars": variables},
+        "connect",
+    )
+    return ConnectRequest(
+        contact=body.get("contact", query.get("contact")),
+        blocking=checked["blocking"] in (True, "true"),
+        custom_application_vars=checked["custom_application_vars"],
+        client_ip=client_ip,
+    )
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,21 @@ async def test_crlf_in_header_values_is_refused(api: Api) -> None:
     await _nothing_stored(api)
 
 
+async def test_headers_owned_by_the_sip_stack_are_refused(api: Api) -> None:
+    for name in ("Via", "call-id", "CONTACT", "Content-Length", "f", "Route"):
+        for headers in ({name: "x"}, {"out": {name: "x"}}):
+            status, body, _ = await api.call(
+                "PUT", api.base, {"name": "A", "extension": "1", "custom_sip_headers": headers}
+            )
+            assert status == 400, headers
+            assert any(key.endswith("." + name) for key in body["data"]), body
+    status, _, _ = await api.call(
+        "PUT", api.base,
+        {"name": "A", "extension": "1", "custom_sip_headers": {"out": {"X-Via": "ok"}}},
+    )
+    assert status == 201
+
+
 async def test_unknown_path_is_404_envelope(api: Api) -> None:
     for path in ("/nope", "/v2/accounts", f"/v2/accounts/{api.account_id}/devices",
                  f"{api.base}/{'a' * 32}/nope"):

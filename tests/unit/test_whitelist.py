@@ -1,0 +1,63 @@
+"""Kazoo's whitelist semantics on RE2."""
+
+from __future__ import annotations
+
+import pytest
+
+from c2c_ari.domain import whitelist
+from c2c_ari.domain.errors import ValidationFailed
+
+
+@pytest.mark.parametrize("patterns", [None, []])
+def test_empty_allows_all(patterns: list[str] | None) -> None:
+    assert whitelist.allows(patterns, "+14155551234")
+    whitelist.check(patterns, "+14155551234")
+
+
+def test_search_is_unanchored() -> None:
+    assert whitelist.allows(["555"], "+14155551234")
+    assert whitelist.allows(["1234$"], "+14155551234")
+    assert not whitelist.allows([r"^\+1555"], "+14155551234")
+    assert whitelist.allows([r"^\+1415"], "+14155551234")
+
+
+def test_any_entry_matches() -> None:
+    patterns = [r"^\+44", r"^\+1415", r"^\+33"]
+    assert whitelist.allows(patterns, "+14155551234")
+    assert whitelist.allows(patterns, "+33123456789")
+    assert not whitelist.allows(patterns, "+4930123456")
+
+
+def test_invalid_stored_pattern_counts_as_no_match() -> None:
+    assert not whitelist.allows(["(a)\\1", "(?=x)", "["], "+14155551234")
+    assert whitelist.allows(["[", r"^\+1"], "+14155551234")
+
+
+def test_non_string_entries_never_match() -> None:
+    assert not whitelist.allows([5, None, {"a": 1}], "+14155551234")  # type: ignore[list-item]
+    assert whitelist.allows([5, "4155"], "+14155551234")  # type: ignore[list-item]
+
+
+def test_pathological_pattern_returns() -> None:
+    contact = "a" * 63 + "b"
+    assert not whitelist.allows(["(a+)+$", "(a|aa)+$", "(a*)*c"], contact)
+    assert whitelist.allows(["(a+)+b$"], contact)
+
+
+def test_check_raises_kazoo_error() -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        whitelist.check([r"^\+44"], "+14155551234")
+    assert caught.value.message == "Contact doesn't match whitelist"
+    assert caught.value.errors == {
+        "contact": {
+            "whitelist": {"message": "Contact doesn't match whitelist", "value": "+14155551234"}
+        }
+    }
+
+
+def test_compile_regex_reports_re2_reason() -> None:
+    with pytest.raises(ValueError, match="invalid escape sequence"):
+        whitelist.compile_regex("(a)\\1")
+    with pytest.raises(ValueError):
+        whitelist.compile_regex("\ud800")
+    assert whitelist.compile_regex("^a$").search("a") is not None
