@@ -1,9 +1,10 @@
-"""The `c2c-ari` command: `serve`, `accounts create`, and (with a local PBX) `asterisk`."""
+"""The `c2c-ari` command: `serve`, `accounts create`, and `asterisk up|down|status`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import sys
@@ -26,6 +27,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from c2c_ari import localasterisk
     from c2c_ari.app import create_app
 
     settings = _settings(args)
@@ -33,12 +35,24 @@ def _serve(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    local = None
+    if args.local_asterisk:
+        try:
+            local = localasterisk.up()
+        except localasterisk.LocalAsteriskError as exc:
+            print(f"c2c-ari: local Asterisk: {exc}", file=sys.stderr)
+            return 1
+        settings = dataclasses.replace(settings, ari_url="auto")
     print(
         f"c2c-ari listening on http://{settings.host}:{settings.port}"
         f" (database {settings.database_path})",
         flush=True,
     )
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    try:
+        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    finally:
+        if local is not None and local.started:
+            localasterisk.down()
     return 0
 
 
@@ -72,7 +86,17 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", parents=[common], help="run the REST service")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    serve.add_argument(
+        "--local-asterisk", action="store_true",
+        help="build (once) and start the project's local Asterisk 22 and place calls through"
+             " it; it is stopped again when the service stops",
+    )
     serve.set_defaults(run=_serve)
+
+    # Listed for --help only: main() hands `asterisk ...` to localasterisk.main.
+    commands.add_parser(
+        "asterisk", help="local Asterisk 22 for development and tests: up | down | status"
+    )
 
     accounts = commands.add_parser("accounts", help="manage accounts")
     account_commands = accounts.add_subparsers(dest="accounts_command", required=True)
@@ -86,6 +110,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["asterisk"]:
+        # Its own parser owns every option after the word (argparse's REMAINDER would not
+        # pass a leading --help through).
+        from c2c_ari import localasterisk
+
+        return localasterisk.main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         return int(args.run(args))

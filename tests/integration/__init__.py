@@ -1,0 +1,1 @@
+"""Integration tests against a real Asterisk 22 and SIPp peers (marker `asterisk`)."""

@@ -1,0 +1,148 @@
+"""The local-Asterisk builder's pure parts: apt sources, mirror choice, shipped configuration."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from c2c_ari import localasterisk as la
+
+CONFIG = Path(__file__).resolve().parents[2] / "asterisk"
+
+DEB822 = """\
+Types: deb
+# a comment
+URIs: http://mirror.example/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://mirror.example/debian-security
+Suites: bookworm-security
+Components: main
+
+Types: deb-src
+URIs: http://src.example/debian
+Suites: bookworm
+Components: main
+
+Types: deb
+URIs: https://vendor.example/apt
+Suites: nodistro
+Components: main
+"""
+
+ONE_LINE = """\
+# deb http://commented.example/debian bookworm main
+deb [signed-by=/usr/share/keyrings/x.gpg arch=amd64] http://other.example/debian bookworm main
+deb http://other.example/debian-security bookworm-security main
+deb https://cloud.example/apt cloud-sdk main
+"""
+
+
+def test_deb822_and_one_line_sources_are_parsed() -> None:
+    assert list(la._parse_deb822(DEB822)) == [
+        ("http://mirror.example/debian", ["bookworm", "bookworm-updates"], ["main"]),
+        ("http://mirror.example/debian-security", ["bookworm-security"], ["main"]),
+        ("https://vendor.example/apt", ["nodistro"], ["main"]),
+    ]
+    assert next(iter(la._parse_one_line(ONE_LINE))) == (
+        "http://other.example/debian", ["bookworm"], ["main"])
+
+
+def test_mirror_candidates_keep_debian_main_archives_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    entries = [*la._parse_deb822(DEB822), *la._parse_one_line(ONE_LINE)]
+    monkeypatch.setattr(la, "_apt_source_entries", lambda: iter(entries))
+    assert la.mirror_candidates() == [
+        "http://mirror.example/debian", "http://other.example/debian",
+        "https://vendor.example/apt"]
+    # The first one that serves sid wins; security and vendor archives never do.
+    monkeypatch.setattr(la, "_url_ok", lambda url, timeout=10.0: "other.example" in url)
+    monkeypatch.delenv("C2C_ARI_DEBIAN_MIRROR", raising=False)
+    assert la.debian_mirror() == "http://other.example/debian"
+    monkeypatch.setenv("C2C_ARI_DEBIAN_MIRROR", "http://chosen.example/debian/")
+    assert la.debian_mirror() == "http://chosen.example/debian"
+
+
+def test_no_mirror_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("C2C_ARI_DEBIAN_MIRROR", raising=False)
+    monkeypatch.setattr(la, "_apt_source_entries", lambda: iter([]))
+    with pytest.raises(la.LocalAsteriskError, match="C2C_ARI_DEBIAN_MIRROR"):
+        la.debian_mirror()
+
+
+def test_cache_dir_is_outside_the_repo_and_overridable(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("C2C_ARI_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert la.cache_dir() == tmp_path / "xdg" / "c2c-ari"
+    monkeypatch.setenv("C2C_ARI_CACHE_DIR", str(tmp_path / "mine"))
+    assert la.chroot_dir() == tmp_path / "mine" / "chroot"
+    assert la.swagger_dir() == tmp_path / "mine" / "chroot/usr/share/asterisk/rest-api"
+
+
+def test_ports_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("C2C_ARI_HTTP_PORT", raising=False)
+    assert la.base_url() == "http://127.0.0.1:8088"
+    monkeypatch.setenv("C2C_ARI_HTTP_PORT", "9099")
+    assert la.base_url() == "http://127.0.0.1:9099"
+    monkeypatch.setenv("C2C_ARI_HTTP_PORT", "http")
+    with pytest.raises(la.LocalAsteriskError):
+        la.http_port()
+
+
+def test_generated_password_and_unsafe_overrides(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("C2C_ARI_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("C2C_ARI_USER", raising=False)
+    monkeypatch.delenv("C2C_ARI_PASSWORD", raising=False)
+    user, password = la._credentials()
+    assert user == "c2c" and len(password) >= 24
+    assert la._credentials()[1] != password  # nothing stored yet: a new one each time
+    monkeypatch.setenv("C2C_ARI_PASSWORD", "x;y")  # `;` starts a comment in Asterisk's files
+    with pytest.raises(la.LocalAsteriskError):
+        la._credentials()
+
+
+def _conf(name: str) -> str:
+    return (CONFIG / name).read_text()
+
+
+def test_shipped_defaults_match_the_module() -> None:
+    assert re.search(r"(?m)^bindaddr = 127\.0\.0\.1$", _conf("http.conf"))
+    assert re.search(rf"(?m)^bindport = {la.DEFAULT_HTTP_PORT}$", _conf("http.conf"))
+    assert re.search(rf"(?m)^bind = 127\.0\.0\.1:{la.DEFAULT_SIP_PORT}$", _conf("pjsip.conf"))
+    # install_config rewrites exactly these lines when ports are overridden
+    assert re.search(r"(?m)^bindport\s*=", _conf("http.conf"))
+    assert re.search(r"(?m)^bind\s*=\s*127\.0\.0\.1:\d+", _conf("pjsip.conf"))
+
+
+def test_no_secret_is_shipped() -> None:
+    for path in CONFIG.glob("*.conf"):
+        assert not re.search(r"(?mi)^\s*password\s*=", path.read_text()), path.name
+    assert "#tryinclude ari_users.conf" in _conf("ari.conf")
+
+
+def test_required_modules_are_required_and_not_noloaded() -> None:
+    modules = _conf("modules.conf")
+    required = set(re.findall(r"(?m)^require = (\S+)$", modules))
+    noload = set(re.findall(r"(?m)^noload = (\S+)$", modules))
+    for name in ("res_ari.so", "res_stasis.so", "res_pjsip.so", "chan_pjsip.so", "app_stasis.so",
+                 "res_http_websocket.so", "bridge_simple.so", "bridge_softmix.so",
+                 "bridge_native_rtp.so", "res_musiconhold.so", "res_pjsip_header_funcs.so",
+                 "res_rtp_asterisk.so", "codec_ulaw.so", "codec_alaw.so"):
+        assert name in required, name
+    assert not required & noload
+
+
+def test_dialplan_feature_code_and_stasis_context() -> None:
+    dialplan = _conf("extensions.conf")
+    assert "exten => _*77*.,1," in dialplan
+    assert "Stasis(c2c-ari,dialplan,${C2C_ID},${NUMBER})" in dialplan
+    assert re.search(r"(?m)^\[c2c\]$", dialplan)
+    rtp = _conf("rtp.conf")
+    assert re.search(r"(?m)^icesupport = no$", rtp)
+    assert not re.search(r"(?m)^stunaddr", rtp)
