@@ -11,9 +11,9 @@ from typing import Any
 from aiohttp import web
 
 from c2c_ari.api.context import authenticate, authenticate_optional, context
-from c2c_ari.api.envelope import success
+from c2c_ari.api.envelope import RawJson, success
 from c2c_ari.api.request import query_bool, query_int, read_envelope
-from c2c_ari.domain.clicktocalls import Page, public
+from c2c_ari.domain.clicktocalls import Page
 from c2c_ari.domain.connect import connect_request
 from c2c_ari.domain.errors import ValidationFailed
 from c2c_ari.store import StoredDocument
@@ -22,8 +22,8 @@ BASE = "/v2/accounts/{account_id}/clicktocall"
 
 
 def _document(request: web.Request, stored: StoredDocument, status: int = 200) -> web.Response:
-    return success(request, {**public(stored.doc), "id": stored.id}, status=status,
-                   revision=stored.revision)
+    # Stored documents hold only public keys and their id: their text is the response data.
+    return success(request, RawJson(stored.body), status=status, revision=stored.revision)
 
 
 def _page_size(request: web.Request) -> int | None:

@@ -77,12 +77,18 @@ class ClickToCallService:
     async def create(self, account_id: str, data: dict[str, Any]) -> StoredDocument:
         doc_id = new_id()
         doc, body = self._prepare(data, doc_id)
-        revision = revision_of(1, body)
-        await self.store.insert(account_id, doc_id, body, revision, time.time())
-        return StoredDocument(id=doc_id, doc=doc, rev=1, revision=revision)
+        return await self.store.insert(account_id, doc, body, revision_of(1, body),
+                                       time.time())
 
     async def get(self, account_id: str, doc_id: str) -> StoredDocument:
         found = await self.store.get(account_id, doc_id) if is_valid_id(doc_id) else None
+        if found is None:
+            raise NotFound(doc_id)
+        return found
+
+    async def find(self, doc_id: str) -> tuple[str, StoredDocument]:
+        """(account id, document) by id alone: for calls from the dialplan."""
+        found = await self.store.find(doc_id) if is_valid_id(doc_id) else None
         if found is None:
             raise NotFound(doc_id)
         return found
@@ -118,16 +124,14 @@ class ClickToCallService:
             current = await self.get(account_id, doc_id)
             if pinned is not None and pinned != current.revision:
                 raise RevisionConflict(current.revision)
-            if change is None:
-                doc, body = current.doc, encode(current.doc)
-            else:
-                doc, body = self._prepare(change(current.doc), doc_id)
-            revision = revision_of(current.rev + 1, body)
-            if await self.store.compare_and_swap(
-                account_id, doc_id, current.rev, body, revision, time.time(),
-                delete=change is None,
-            ):
-                return StoredDocument(id=doc_id, doc=doc, rev=current.rev + 1, revision=revision)
+            doc, body = (current.doc, current.body) if change is None else self._prepare(
+                change(current.doc), doc_id)
+            stored = await self.store.compare_and_swap(
+                account_id, current, doc, body, revision_of(current.rev + 1, body),
+                time.time(), delete=change is None,
+            )
+            if stored is not None:
+                return stored
             if pinned is not None:
                 raise RevisionConflict((await self.get(account_id, doc_id)).revision)
 
@@ -136,12 +140,9 @@ class ClickToCallService:
         rows = await self.store.page(account_id, start_key, limit)
         next_key = None
         if page_size is not None and len(rows) > page_size:
-            next_key = rows[page_size].id
+            next_key = rows[page_size][0]
             rows = rows[:page_size]
-        items = [
-            {"id": row.id, "name": row.doc.get("name"), "extension": row.doc.get("extension")}
-            for row in rows
-        ]
+        items = [{"id": i, "name": name, "extension": ext} for i, name, ext in rows]
         return Page(items=items, next_start_key=next_key)
 
     async def history(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import secrets
 import time
@@ -12,8 +13,27 @@ _ID = re.compile(r"[0-9a-f]{32}")
 GREGORIAN_OFFSET = 62_167_219_200  # seconds from 0000-01-01 to 1970-01-01
 
 
+class _RandomPool:
+    """Bytes from os.urandom, fetched 4 KiB at a time: one system call per 256 ids instead of
+    one each (it showed in profiles). Same secrecy: every id is still 128 unpredictable bits,
+    which matters because a public click-to-call's id is all that is needed to use it."""
+
+    def __init__(self, chunk: int = 4096) -> None:
+        self._chunk = chunk
+        self._buffer = b""
+
+    def take(self, size: int) -> bytes:
+        if len(self._buffer) < size:
+            self._buffer = os.urandom(self._chunk)
+        out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return out
+
+
+_POOL = _RandomPool()
+
+
 def new_id() -> str:
-    return secrets.token_hex(16)
+    return _POOL.take(16).hex()
 
 
 def is_valid_id(value: str) -> bool:

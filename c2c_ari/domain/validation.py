@@ -95,7 +95,7 @@ _FORMATS = FormatChecker(formats=())
 @_FORMATS.checks("regex", raises=ValueError)
 def _is_regex(instance: object) -> bool:
     if isinstance(instance, str):
-        compile_regex(instance)  # raises ValueError with RE2's reason
+        _schema_regex(instance)  # raises ValueError with RE2's reason; valid ones are cached
     return True
 
 

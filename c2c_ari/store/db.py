@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,16 +49,39 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX history_by_c2c ON history(account_id, clicktocall_id, seq);
     """,
+    # Calls in flight, so that a crash loses none: rows left here at start-up are calls
+    # whose outcome was never recorded.
+    """
+    CREATE TABLE active_calls (
+        call_id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL,
+        clicktocall_id TEXT NOT NULL,
+        item TEXT NOT NULL,
+        resources TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]
 
 
+@dataclass
+class _Write:
+    sql: str
+    params: tuple[Any, ...]
+    batchable: bool
+    done: asyncio.Future[int]
+
+
 class Database:
-    """Owns the connection. Statements run in autocommit mode: every write is one statement,
-    so coroutines sharing the connection never see each other's half-done transactions."""
+    """Owns the connection. Writes are group-committed: every write queued while the previous
+    commit ran goes into the next transaction together, so a burst of requests pays for one
+    commit instead of one each, and each caller still returns only once its write is durable.
+    Reads run directly and see the writes of this connection."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn: aiosqlite.Connection | None = None
+        self._queue: list[_Write] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def open(self) -> Database:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,6 +100,8 @@ class Database:
         return self
 
     async def close(self) -> None:
+        if self._flusher is not None:
+            await asyncio.wait({self._flusher})
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
@@ -96,13 +125,67 @@ class Database:
     async def fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         return list(await self.conn.execute_fetchall(sql, params))
 
-    async def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
-        """Run one write statement; returns the number of rows it changed."""
-        cursor = await self.conn.execute(sql, params)
-        try:
-            return cursor.rowcount
-        finally:
-            await cursor.close()
+    async def execute(
+        self, sql: str, params: tuple[Any, ...] = (), *, batchable: bool = False
+    ) -> int:
+        """Run one write statement in the next group commit; returns the rows it changed.
+
+        `batchable` statements (plain inserts whose row count is not needed) may be sent
+        together with others of the same text in one `executemany`."""
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Write(sql, params, batchable, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await done
+
+    async def _flush(self) -> None:
+        # One pass of the event loop first: requests being handled right now join this batch.
+        await asyncio.sleep(0)
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                await self.conn.execute("BEGIN IMMEDIATE")
+            except Exception as exc:  # every waiting caller must hear of it
+                _fail(batch, exc)
+                continue
+            results: list[tuple[_Write, int | BaseException]] = []
+            for run in _runs(batch):
+                results += await self._write_run(run)
+            try:
+                await self.conn.execute("COMMIT")
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    await self.conn.execute("ROLLBACK")
+                _fail(batch, exc)
+                continue
+            for write, outcome in results:
+                if write.done.done():
+                    continue
+                if isinstance(outcome, BaseException):
+                    write.done.set_exception(outcome)
+                else:
+                    write.done.set_result(outcome)
+
+    async def _write_run(self, run: list[_Write]) -> list[tuple[_Write, int | BaseException]]:
+        if len(run) > 1 and run[0].batchable:
+            # A savepoint, so that a failing row undoes the whole executemany and the rows
+            # can be retried one by one, each with its own outcome.
+            await self.conn.execute("SAVEPOINT many")
+            try:
+                await self.conn.executemany(run[0].sql, [w.params for w in run])
+                await self.conn.execute("RELEASE many")
+                return [(w, 1) for w in run]
+            except sqlite3.Error:
+                await self.conn.execute("ROLLBACK TO many")
+                await self.conn.execute("RELEASE many")
+        out: list[tuple[_Write, int | BaseException]] = []
+        for write in run:
+            try:
+                cursor = await self.conn.execute(write.sql, write.params)
+                out.append((write, cursor.rowcount))
+            except sqlite3.Error as exc:
+                out.append((write, exc))
+        return out
 
     async def _migrate(self) -> None:
         (version,) = await self.fetchone("PRAGMA user_version") or (0,)
@@ -112,3 +195,20 @@ class Database:
             await self.conn.executescript(
                 f"BEGIN; {MIGRATIONS[index]} PRAGMA user_version = {index + 1}; COMMIT;"
             )
+
+
+def _runs(batch: list[_Write]) -> list[list[_Write]]:
+    """Consecutive writes of the same batchable statement, grouped; order is kept."""
+    runs: list[list[_Write]] = []
+    for write in batch:
+        if runs and write.batchable and runs[-1][0].batchable and runs[-1][0].sql == write.sql:
+            runs[-1].append(write)
+        else:
+            runs.append([write])
+    return runs
+
+
+def _fail(batch: list[_Write], exc: BaseException) -> None:
+    for write in batch:
+        if not write.done.done():
+            write.done.set_exception(exc)

@@ -1,0 +1,708 @@
+"""REST throughput, latency and memory of c2c-ari, as ratios against a bare aiohttp app.
+
+Run from the repository (with the project installed in the active Python):
+
+    python bench/rest.py [--duration 10] [--connections 32] [--rounds 2] [--json]
+
+Both servers run in their own process and are loaded by wrk (one thread, N connections).
+The bare app answers GET and PUT with the exact bytes the service returns for a GET of one
+click-to-call, so the ratio service/bare is the cost of the service's own work (auth,
+routing, validation, SQLite, envelope) over aiohttp's floor on the same machine, in the
+same run. Baseline and service phases are interleaved (A B B A ...) and the best run of each
+side counts, which cancels most of the noise of a shared machine.
+
+Then a fresh service gets 10,000 click-to-calls through the API, a full listing and some
+GETs, and its resident memory (VmRSS) is read from /proc.
+
+Exit status: 0 when every request succeeded (whether or not a target was met), 1 when any
+request failed or the run could not complete, 2 when wrk is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+
+GET_TARGET = 0.5  # service/bare requests per second, GET of one click-to-call
+PUT_TARGET = 0.2  # service/bare requests per second, PUT create
+RSS_TARGET_MB = 150.0  # resident memory with 10,000 click-to-calls stored
+RSS_DOCS = 10_000
+RSS_GETS = 200
+WRK_TIMEOUT = "10s"  # a stall shows in p99 instead of as a spurious wrk error
+BENCH_CONFIG = 'ari_url = "off"\n'
+CREATE_BODY = {"data": {"name": "Sales", "extension": "1001", "whitelist": ["^\\+1"]}}
+
+
+class BenchError(Exception):
+    """A failed request or a setup step that did not work: the run is meaningless."""
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+# --- the baseline: a bare aiohttp app, started as `rest.py --bare-server` ------------------
+
+
+def run_bare_server(port: int, body_file: Path) -> None:
+    body = body_file.read_bytes()
+
+    async def get(_request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json")
+
+    async def put(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=body, status=201, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", get)
+    app.router.add_put("/{tail:.*}", put)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+# --- processes -----------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if the bench dies without cleaning up."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class Pinning:
+    client: list[str] = field(default_factory=list)  # command prefix for wrk
+    server: list[str] = field(default_factory=list)  # command prefix for the servers
+    note: str = "not pinned"
+
+    @classmethod
+    def detect(cls, enabled: bool) -> Pinning:
+        taskset = shutil.which("taskset")
+        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        if not enabled:
+            return cls(note="not pinned (--no-pin)")
+        if taskset is None or len(cpus) < 2:
+            return cls(note="not pinned (needs taskset and 2 CPUs)")
+        client, server = cpus[0], cpus[1]
+        return cls(
+            client=[taskset, "-c", str(client)],
+            server=[taskset, "-c", str(server)],
+            note=f"wrk on CPU {client}, servers on CPU {server}",
+        )
+
+
+class Server:
+    """One server process; taskset execs, so the pid is the Python process itself."""
+
+    def __init__(self, name: str, argv: list[str], port: int, log_path: Path) -> None:
+        self.name, self.port, self.log_path = name, port, log_path
+        with open(log_path, "wb") as out:
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
+            ):
+                return
+            time.sleep(0.1)
+        raise BenchError(f"{self.name} did not listen on port {self.port}:\n{self.tail()}")
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def memory(self) -> dict[str, float]:
+        """VmRSS and VmHWM (peak) in MB, from /proc."""
+        out: dict[str, float] = {}
+        with open(f"/proc/{self.pid}/status") as status:
+            for line in status:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    out[key] = int(value.split()[0]) / 1024  # kB -> MB
+        return out
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- talking to the service ----------------------------------------------------------------
+
+
+def http(
+    method: str, url: str, body: Any = None, token: str | None = None, expect: int = 200
+) -> bytes:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["X-Auth-Token"] = token
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    if status != expect:
+        raise BenchError(f"{method} {url} answered {status}, not {expect}: {raw[:300]!r}")
+    return raw
+
+
+@dataclass
+class Service:
+    server: Server
+    base: str
+    account_id: str
+    token: str
+
+    @property
+    def collection(self) -> str:
+        return f"{self.base}/v2/accounts/{self.account_id}/clicktocall"
+
+
+def start_service(name: str, data_dir: Path, pinning: Pinning) -> Service:
+    data_dir.mkdir(parents=True)
+    # Calls off: the bench must never attach to a PBX that happens to run on this machine.
+    config = data_dir / "bench.toml"
+    config.write_text(BENCH_CONFIG)
+    created = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "c2c_ari",
+            "accounts",
+            "create",
+            "--name",
+            "Bench",
+            "--realm",
+            "bench.example.com",
+            "--data-dir",
+            str(data_dir),
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if created.returncode != 0:
+        raise BenchError(f"accounts create failed ({created.returncode}): {created.stderr}")
+    account = json.loads(created.stdout)
+    port = free_port()
+    server = Server(
+        name,
+        [
+            *pinning.server,
+            sys.executable,
+            "-m",
+            "c2c_ari",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--config",
+            str(config),
+        ],
+        port,
+        data_dir / "server.log",
+    )
+    service = Service(server, f"http://127.0.0.1:{port}", account["account_id"], "")
+    server.wait_ready()
+    auth = json.loads(
+        http(
+            "PUT",
+            f"{service.base}/v2/api_auth",
+            {"data": {"api_key": account["api_key"]}},
+            expect=201,
+        )
+    )
+    service.token = auth["auth_token"]
+    return service
+
+
+def count_listing(service: Service) -> tuple[int, float]:
+    """(documents, seconds) of one full listing (`paginate=false`)."""
+    started = time.perf_counter()
+    raw = http("GET", f"{service.collection}?paginate=false", token=service.token)
+    elapsed = time.perf_counter() - started
+    return len(json.loads(raw)["data"]), elapsed
+
+
+async def fill(service: Service, count: int, concurrency: int) -> list[str]:
+    """Create `count` click-to-calls through the API, `concurrency` at a time."""
+    ids: list[str] = []
+    failures: list[str] = []
+    remaining = iter(range(count))
+    headers = {"X-Auth-Token": service.token, "Content-Type": "application/json"}
+    body = json.dumps(CREATE_BODY).encode()
+
+    async def worker(session: ClientSession) -> None:
+        for _ in remaining:
+            async with session.put(service.collection, data=body, headers=headers) as resp:
+                raw = await resp.read()
+                if resp.status != 201:
+                    failures.append(f"{resp.status}: {raw[:200]!r}")
+                    continue
+                ids.append(json.loads(raw)["data"]["id"])
+
+    connector = TCPConnector(limit=concurrency)
+    async with ClientSession(connector=connector, timeout=ClientTimeout(total=60)) as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+    if failures:
+        raise BenchError(f"{len(failures)} of {count} creates failed, first: {failures[0]}")
+    return ids
+
+
+# --- wrk -----------------------------------------------------------------------------------
+
+# Counts every response outside 2xx (wrk itself only counts >= 400) and prints one line of
+# JSON with exact numbers, so nothing depends on wrk's human-readable units.
+_LUA_REPORT = r"""
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) bad = 0; bad_status = 0; bad_body = "" end
+function response(status, headers, body)
+  if status < 200 or status > 299 then
+    bad = bad + 1
+    if bad_status == 0 then bad_status = status; bad_body = string.sub(body or "", 1, 300) end
+  end
+end
+function done(summary, latency, requests)
+  local non_2xx, first_status, first_body = 0, 0, ""
+  for _, t in ipairs(threads) do
+    non_2xx = non_2xx + t:get("bad")
+    local s = t:get("bad_status")
+    if first_status == 0 and s ~= 0 then first_status = s; first_body = t:get("bad_body") end
+  end
+  local e = summary.errors
+  io.write(string.format(
+    '\nBENCH_RESULT {"requests":%d,"duration_us":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,' ..
+    '"max_us":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d,"status":%d,' ..
+    '"non_2xx":%d,"first_bad_status":%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max, e.connect, e.read, e.write, e.timeout, e.status,
+    non_2xx, first_status))
+  if first_status ~= 0 then
+    io.write("BENCH_BAD_BODY " .. (string.gsub(first_body, "%c", " ")) .. "\n")
+  end
+end
+"""
+
+
+def _lua_string(text: str) -> str:
+    return (
+        '"'
+        + "".join(
+            chr(b) if chr(b).isalnum() or chr(b) in " -_.,:/{}[]^+" else f"\\{b:03d}"
+            for b in text.encode()
+        )
+        + '"'
+    )
+
+
+def wrk_script(path: Path, method: str, token: str, body: str | None) -> Path:
+    lines = [
+        f"wrk.method = {_lua_string(method)}",
+        f'wrk.headers["X-Auth-Token"] = {_lua_string(token)}',
+    ]
+    if body is not None:
+        lines.append('wrk.headers["Content-Type"] = "application/json"')
+        lines.append(f"wrk.body = {_lua_string(body)}")
+    path.write_text("\n".join(lines) + "\n" + _LUA_REPORT)
+    return path
+
+
+@dataclass
+class Run:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+
+
+def run_wrk(
+    pinning: Pinning, script: Path, url: str, duration: float, connections: int, label: str
+) -> Run:
+    argv = [
+        *pinning.client,
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration:g}s",
+        "--latency",
+        f"--timeout={WRK_TIMEOUT}",
+        "-s",
+        str(script),
+        url,
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 120)
+    out = done.stdout
+    found = re.search(r"^BENCH_RESULT (\{.*\})$", out, re.MULTILINE)
+    if done.returncode != 0 or found is None:
+        raise BenchError(f"wrk failed for {label} ({done.returncode}):\n{out}\n{done.stderr}")
+    result = json.loads(found.group(1))
+    socket_errors = sum(result[k] for k in ("connect", "read", "write", "timeout"))
+    # wrk's own lines are checked too, independently of the script
+    text_errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors:", out)
+    if result["non_2xx"] or result["status"] or socket_errors or text_errors:
+        bad = re.search(r"^BENCH_BAD_BODY (.*)$", out, re.MULTILINE)
+        raise BenchError(
+            f"{label}: {result['non_2xx']} non-2xx responses (first status "
+            f"{result['first_bad_status']}), {socket_errors} socket errors "
+            f"(connect {result['connect']}, read {result['read']}, write {result['write']}, "
+            f"timeout {result['timeout']}) in {result['requests']} requests"
+            + (f"\nfirst bad body: {bad.group(1)}" if bad else "")
+            + f"\n{out}"
+        )
+    if result["requests"] == 0:
+        raise BenchError(f"{label}: no request completed\n{out}")
+    run = Run(
+        rps=result["requests"] / (result["duration_us"] / 1e6),
+        p50_ms=result["p50_us"] / 1000,
+        p99_ms=result["p99_us"] / 1000,
+        requests=result["requests"],
+    )
+    log(f"{label}: {run.rps:,.0f} req/s, p50 {run.p50_ms:.2f} ms, p99 {run.p99_ms:.2f} ms")
+    return run
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    label: str
+    side: str
+    url: str
+    script: Path
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def best(self) -> Run:
+        return max(self.runs, key=lambda run: run.rps)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.tmp = Path(tempfile.mkdtemp(prefix="c2c-ari-bench-"))
+        self.servers: list[Server] = []
+        self.pinning = Pinning.detect(not args.no_pin)
+
+    def cleanup(self) -> None:
+        for server in self.servers:
+            with contextlib.suppress(Exception):
+                server.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _service(self, name: str, data_dir: Path) -> Service:
+        service = start_service(name, data_dir, self.pinning)
+        self.servers.append(service.server)
+        return service
+
+    def run(self) -> dict[str, Any]:
+        args = self.args
+        log(f"pinning: {self.pinning.note}")
+        service = self._service("service", self.tmp / "load")
+        created = json.loads(http("PUT", service.collection, CREATE_BODY, service.token, 201))
+        one = f"{service.collection}/{created['data']['id']}"
+        body_file = self.tmp / "get-body.json"
+        body_file.write_bytes(http("GET", one, token=service.token))
+        log(f"baseline body: {body_file.stat().st_size} bytes, the service's GET of one c2c")
+
+        bare_port = free_port()
+        bare = Server(
+            "bare aiohttp",
+            [
+                *self.pinning.server,
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--bare-server",
+                str(bare_port),
+                str(body_file),
+            ],
+            bare_port,
+            self.tmp / "bare.log",
+        )
+        self.servers.append(bare)
+        bare.wait_ready()
+        bare_base = f"http://127.0.0.1:{bare_port}"
+        path_one = one.removeprefix(service.base)
+        path_collection = service.collection.removeprefix(service.base)
+
+        put_body = json.dumps(CREATE_BODY)
+        get_lua = wrk_script(self.tmp / "get.lua", "GET", service.token, None)
+        put_lua = wrk_script(self.tmp / "put.lua", "PUT", service.token, put_body)
+        pairs = [
+            (
+                Phase("GET one click-to-call", "bare", bare_base + path_one, get_lua),
+                Phase("GET one click-to-call", "service", one, get_lua),
+            ),
+            (
+                Phase("PUT create", "bare", bare_base + path_collection, put_lua),
+                Phase("PUT create", "service", service.collection, put_lua),
+            ),
+        ]
+
+        warmup = min(2.0, args.duration)
+        for pair in pairs:
+            for phase in pair:
+                run_wrk(
+                    self.pinning,
+                    phase.script,
+                    phase.url,
+                    warmup,
+                    args.connections,
+                    f"warm-up {phase.label} ({phase.side})",
+                )
+        service_puts = 0
+        for round_no in range(args.rounds):
+            for pair in pairs:
+                order = pair if round_no % 2 == 0 else pair[::-1]  # A B, B A, ...
+                for phase in order:
+                    run = run_wrk(
+                        self.pinning,
+                        phase.script,
+                        phase.url,
+                        args.duration,
+                        args.connections,
+                        f"round {round_no + 1}/{args.rounds} {phase.label} ({phase.side})",
+                    )
+                    phase.runs.append(run)
+                    if phase.side == "service" and phase.label.startswith("PUT"):
+                        service_puts += run.requests
+
+        # Every 201 counted by wrk must have stored a document.
+        stored, listing_s = count_listing(service)
+        if stored < service_puts:
+            raise BenchError(
+                f"wrk counted {service_puts} created click-to-calls after the "
+                f"warm-up, but the listing has only {stored}"
+            )
+        loaded = {"documents": stored, "listing_s": listing_s, **service.server.memory()}
+        bare_memory = bare.memory()
+        bare.stop()
+        service.server.stop()
+
+        rss = self.measure_rss()
+        return self.summary(pairs, rss, loaded, bare_memory)
+
+    def measure_rss(self) -> dict[str, Any]:
+        args = self.args
+        service = self._service("service (memory)", self.tmp / "memory")
+        log(f"memory: creating {RSS_DOCS:,} click-to-calls through the API")
+        started = time.perf_counter()
+        ids = asyncio.run(fill(service, RSS_DOCS, args.connections))
+        fill_s = time.perf_counter() - started
+        stored, listing_s = count_listing(service)
+        if stored < RSS_DOCS:
+            raise BenchError(f"the listing has {stored} click-to-calls, expected {RSS_DOCS}")
+        for doc_id in random.sample(ids, min(RSS_GETS, len(ids))):
+            http("GET", f"{service.collection}/{doc_id}", token=service.token)
+        memory = service.server.memory()
+        service.server.stop()
+        return {
+            "documents": stored,
+            "fill_s": fill_s,
+            "creates_per_s": RSS_DOCS / fill_s,
+            "listing_s": listing_s,
+            "gets": min(RSS_GETS, len(ids)),
+            **memory,
+        }
+
+    def summary(
+        self,
+        pairs: list[tuple[Phase, Phase]],
+        rss: dict[str, Any],
+        loaded: dict[str, Any],
+        bare_memory: dict[str, float],
+    ) -> dict[str, Any]:
+        phases = []
+        for pair in pairs:
+            for phase in pair:
+                best = phase.best
+                phases.append(
+                    {
+                        "phase": phase.label,
+                        "side": phase.side,
+                        "rps": round(best.rps, 1),
+                        "p50_ms": round(best.p50_ms, 3),
+                        "p99_ms": round(best.p99_ms, 3),
+                        "runs_rps": [round(run.rps, 1) for run in phase.runs],
+                    }
+                )
+        ratios = {}
+        for key, (bare, service), target in (
+            ("GET", pairs[0], GET_TARGET),
+            ("PUT", pairs[1], PUT_TARGET),
+        ):
+            ratio = service.best.rps / bare.best.rps
+            ratios[key] = {"ratio": round(ratio, 3), "target": target, "pass": ratio >= target}
+        return {
+            "duration_s": self.args.duration,
+            "connections": self.args.connections,
+            "rounds": self.args.rounds,
+            "pinning": self.pinning.note,
+            "phases": phases,
+            "ratios": ratios,
+            "rss": {
+                **{k: round(v, 3) if isinstance(v, float) else v for k, v in rss.items()},
+                "target_mb": RSS_TARGET_MB,
+                "pass": rss["VmRSS"] <= RSS_TARGET_MB,
+            },
+            "after_load": {
+                k: round(v, 3) if isinstance(v, float) else v for k, v in loaded.items()
+            },
+            "bare_memory": {k: round(v, 1) for k, v in bare_memory.items()},
+        }
+
+
+def print_table(summary: dict[str, Any]) -> None:
+    print(
+        f"wrk -t1 -c{summary['connections']}, {summary['duration_s']:g} s per run, "
+        f"best of {summary['rounds']} interleaved runs per side; {summary['pinning']}"
+    )
+    print()
+    print(f"{'phase':<24}{'side':<9}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}   runs (req/s)")
+    for row in summary["phases"]:
+        runs = ", ".join(f"{rps:,.0f}" for rps in row["runs_rps"])
+        print(
+            f"{row['phase']:<24}{row['side']:<9}{row['rps']:>10,.0f}{row['p50_ms']:>9.2f}"
+            f"{row['p99_ms']:>9.2f}   {runs}"
+        )
+    print()
+    for key, ratio in summary["ratios"].items():
+        verdict = "PASS" if ratio["pass"] else "MISS"
+        print(
+            f"{key} service/bare: {ratio['ratio']:.2f}  (target >= {ratio['target']:.2f})"
+            f"  {verdict}"
+        )
+    rss = summary["rss"]
+    verdict = "PASS" if rss["pass"] else "MISS"
+    print(
+        f"RSS with {rss['documents']:,} click-to-calls, after a full listing "
+        f"({rss['listing_s'] * 1000:.0f} ms) and {rss['gets']} GETs: "
+        f"{rss['VmRSS']:.1f} MB (peak {rss['VmHWM']:.1f} MB)  (target <= "
+        f"{rss['target_mb']:.0f} MB)  {verdict}"
+    )
+    print(f"  filled through the API at {rss['creates_per_s']:,.0f} creates/s")
+    loaded = summary["after_load"]
+    print(
+        f"RSS of the loaded service ({loaded['documents']:,} click-to-calls, full listing "
+        f"{loaded['listing_s'] * 1000:.0f} ms): {loaded['VmRSS']:.1f} MB "
+        f"(peak {loaded['VmHWM']:.1f} MB); bare aiohttp: "
+        f"{summary['bare_memory']['VmRSS']:.1f} MB"
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--duration", type=float, default=10.0, help="seconds per measured run (default 10)"
+    )
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="measured runs per side and method, interleaved (default 2)",
+    )
+    parser.add_argument("--json", action="store_true", help="also print a machine-readable summary")
+    parser.add_argument(
+        "--no-pin", action="store_true", help="do not pin wrk and the servers to separate CPUs"
+    )
+    parser.add_argument(
+        "--bare-server", nargs=2, metavar=("PORT", "BODY_FILE"), help=argparse.SUPPRESS
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.bare_server:
+        run_bare_server(int(args.bare_server[0]), Path(args.bare_server[1]))
+        return 0
+    if args.duration <= 0 or args.connections < 1 or args.rounds < 1:
+        print("rest.py: --duration, --connections and --rounds must be positive", file=sys.stderr)
+        return 2
+    if shutil.which("wrk") is None:
+        print(
+            "rest.py: wrk is not installed. On Debian or Ubuntu:\n"
+            "    sudo apt-get install wrk\n"
+            "then run this again.",
+            file=sys.stderr,
+        )
+        return 2
+
+    def interrupted(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, interrupted)
+    bench = Bench(args)
+    try:
+        summary = bench.run()
+    except BenchError as exc:
+        print(f"rest.py: FAILED: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        bench.cleanup()
+    print_table(summary)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
