@@ -6,19 +6,44 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from c2c_ari import localasterisk
 from c2c_ari.api import auth, clicktocall, schemas
 from c2c_ari.api.context import CONTEXT, ApiContext
 from c2c_ari.api.envelope import NODE_KEY, node_hash
 from c2c_ari.api.errors import kazoo_errors
+from c2c_ari.ari import AriClient
 from c2c_ari.config import Settings
 from c2c_ari.domain.accounts import AccountService
 from c2c_ari.domain.clicktocalls import ClickToCallService
 from c2c_ari.domain.connect import CallPlacer, ConnectService, NoCallPlacer
+from c2c_ari.domain.history import HistoryRecorder
 from c2c_ari.domain.throttle import Throttle
 from c2c_ari.domain.validation import default_validator, load_schemas
-from c2c_ari.store import AccountStore, ClickToCallStore, Database, HistoryStore
+from c2c_ari.stasis.app import StasisApp
+from c2c_ari.store import (
+    AccountStore,
+    ActiveCallStore,
+    ClickToCallStore,
+    Database,
+    HistoryStore,
+)
 
 DATABASE: web.AppKey[Database] = web.AppKey("database", Database)
+STASIS: web.AppKey[StasisApp] = web.AppKey("stasis", StasisApp)
+
+
+def ari_client(settings: Settings) -> AriClient | None:
+    """The ARI client the settings ask for, or None when calls are off or no Asterisk is
+    known."""
+    url, user, password = settings.ari_url, settings.ari_user, settings.ari_password
+    if url == "off":
+        return None
+    if url == "auto":
+        local = localasterisk.read_credentials()
+        if local is None:
+            return None
+        url, user, password = local.url, local.user, local.password
+    return AriClient(url, user, password, settings.ari_app)
 
 
 def build_services(
@@ -46,8 +71,24 @@ def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Appl
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await db.open()
-        app[CONTEXT] = build_services(settings, db, placer)
+        ari = ari_client(settings) if placer is None else None
+        stasis = None
+        if ari is not None:
+            stasis = StasisApp(
+                ari, HistoryRecorder(HistoryStore(db), ActiveCallStore(db)),
+                extension_endpoint=settings.extension_endpoint,
+                contact_endpoint=settings.contact_endpoint,
+            )
+        services = build_services(settings, db, placer or stasis)
+        app[CONTEXT] = services
+        if stasis is not None:
+            stasis.accept_dialplan_calls(services.connect, services.clicktocalls,
+                                         services.accounts)
+            app[STASIS] = stasis
+            await stasis.start()
         yield
+        if stasis is not None:
+            await stasis.stop()
         await db.close()
 
     app.cleanup_ctx.append(lifecycle)

@@ -18,6 +18,11 @@ from typing import Any
 ENV_PREFIX = "C2C_ARI_"
 
 
+def env_name(setting: str) -> str:
+    """C2C_ARI_PORT for `port`; the ARI settings read C2C_ARI_URL, C2C_ARI_USER, ... ."""
+    return "C2C_" + setting.upper() if setting.startswith("ari_") else ENV_PREFIX + setting.upper()
+
+
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "c2c-ari"
@@ -35,11 +40,16 @@ class Settings:
     default_page_size: int = 50
     max_page_size: int = 1000
     node: str = field(default_factory=socket.gethostname)
-    # ARI connection (used once the Stasis application is wired in).
-    ari_url: str = "http://127.0.0.1:8088"
+    # ARI: "auto" uses the local Asterisk that `c2c-ari asterisk up` started (its generated
+    # credentials), "off" places no calls (connect answers 503), else Asterisk's HTTP base URL
+    # such as http://pbx.example:8088 with ari_user / ari_password.
+    ari_url: str = "auto"
     ari_user: str = "c2c"
     ari_password: str = ""
     ari_app: str = "c2c-ari"
+    # Dial strings of the two legs; the values put in have passed strict character checks.
+    extension_endpoint: str = "PJSIP/{extension}"
+    contact_endpoint: str = "PJSIP/{contact}@trunk"
 
     @property
     def database_path(self) -> Path:
@@ -61,7 +71,7 @@ class Settings:
             with open(config_file, "rb") as fh:
                 values.update(tomllib.load(fh))
         for f in dataclasses.fields(cls):
-            raw = env.get(ENV_PREFIX + f.name.upper())
+            raw = env.get(env_name(f.name))
             if raw is not None and raw != "":
                 values[f.name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})

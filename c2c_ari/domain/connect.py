@@ -26,6 +26,9 @@ class ConnectRequest:
     blocking: bool = False
     custom_application_vars: dict[str, str] = field(default_factory=dict)
     client_ip: str | None = None
+    trigger: str = "api"
+    # From the dialplan: the channel that dialled in, already the extension leg.
+    entered_channel: str | None = None
 
 
 # Query parameters that steer connect itself; any other becomes a custom application var
@@ -72,6 +75,7 @@ class ConnectAttempt:
     client_ip: str | None
     authenticated: bool
     trigger: str = "api"
+    entered_channel: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,5 +139,7 @@ class ConnectService:
                 custom_application_vars=variables,
                 client_ip=request.client_ip,
                 authenticated=authenticated,
+                trigger=request.trigger,
+                entered_channel=request.entered_channel,
             )
         )

@@ -1,0 +1,92 @@
+"""History items: one per call attempt, in Kazoo's shape plus what Kazoo users asked for.
+
+The recorder writes an in-flight row when a call starts and swaps it for the history item
+when the call ends, so a crash in between leaves evidence that start-up turns into history.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from c2c_ari.domain.ids import GREGORIAN_OFFSET
+from c2c_ari.store import ActiveCall, ActiveCallStore, HistoryStore
+
+# Q.850 causes by number, named as Kazoo (FreeSWITCH) names them.
+CAUSES: dict[int, str] = {
+    0: "UNSPECIFIED", 1: "UNALLOCATED_NUMBER", 3: "NO_ROUTE_DESTINATION",
+    16: "NORMAL_CLEARING", 17: "USER_BUSY", 18: "NO_USER_RESPONSE", 19: "NO_ANSWER",
+    20: "SUBSCRIBER_ABSENT", 21: "CALL_REJECTED", 22: "NUMBER_CHANGED",
+    27: "DESTINATION_OUT_OF_ORDER", 28: "INVALID_NUMBER_FORMAT", 31: "NORMAL_UNSPECIFIED",
+    34: "NORMAL_CIRCUIT_CONGESTION", 38: "NETWORK_OUT_OF_ORDER",
+    41: "NORMAL_TEMPORARY_FAILURE", 42: "SWITCH_CONGESTION", 58: "BEARERCAPABILITY_NOTAVAIL",
+    102: "RECOVERY_ON_TIMER_EXPIRE", 127: "INTERWORKING",
+}
+# Kazoo counts these as a successful click-to-call.
+SUCCESS_CAUSES = frozenset({"NORMAL_CLEARING", "ORIGINATOR_CANCEL", "SUCCESS"})
+
+
+def cause_name(code: int | None) -> str:
+    if code is None:
+        return "UNSPECIFIED"
+    return CAUSES.get(code, f"Q850_{code}")
+
+
+def gregorian(unix_seconds: float) -> int:
+    return int(unix_seconds) + GREGORIAN_OFFSET
+
+
+class HistoryRecorder:
+    def __init__(self, history: HistoryStore, active: ActiveCallStore) -> None:
+        self.history = history
+        self.active = active
+
+    async def started(self, call: ActiveCall) -> None:
+        await self.active.put(call)
+
+    async def finished(self, call: ActiveCall) -> bool:
+        """Record the outcome once; False if this call id was already recorded."""
+        recorded = await self.history.insert(
+            call.account_id, call.clicktocall_id, call.call_id, call.item["timestamp"],
+            call.item,
+        )
+        await self.active.remove(call.call_id)
+        return recorded
+
+    async def unfinished(self) -> list[ActiveCall]:
+        return await self.active.all()
+
+
+def history_item(
+    *,
+    call_id: str,
+    contact: str,
+    started: float,
+    answered: float | None,
+    ended: float | None,
+    result: str,
+    cause: str | None,
+    failed_leg: str | None,
+    hangup_cause: str | None,
+    hangup_cause_code: int | None,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "timestamp": gregorian(started),
+        "call_id": call_id,
+        "contact": contact,
+        "result": result,
+    }
+    if result != "success":
+        item["cause"] = cause or hangup_cause or "UNSPECIFIED"
+        item["failed_leg"] = failed_leg
+    if hangup_cause is not None:
+        item["hangup_cause"] = hangup_cause
+        item["hangup_cause_code"] = hangup_cause_code
+    if answered is not None:
+        item["answered_at"] = gregorian(answered)
+    if ended is not None:
+        item["ended_at"] = gregorian(ended)
+        if answered is not None:
+            item["talk_duration"] = round(ended - answered, 3)
+    item.update(extra)
+    return item

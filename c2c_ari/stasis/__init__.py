@@ -1,0 +1,1 @@
+"""The Stasis application: one coroutine per call, driven by ARI events."""

@@ -1,0 +1,199 @@
+"""The Stasis application: places calls for connect, routes ARI events to them, records every
+outcome, and keeps Asterisk and its own memory in agreement after reconnects and restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from typing import Any
+
+from c2c_ari.ari import AriClient, AriEvents, AriException
+from c2c_ari.domain.accounts import AccountService
+from c2c_ari.domain.clicktocalls import ClickToCallService
+from c2c_ari.domain.connect import ConnectAttempt, ConnectRequest, ConnectResult, ConnectService
+from c2c_ari.domain.errors import CallsUnavailable, DomainError
+from c2c_ari.domain.history import HistoryRecorder
+from c2c_ari.domain.plan import build_plan
+from c2c_ari.stasis.call import Call
+from c2c_ari.store import ActiveCall
+
+log = logging.getLogger(__name__)
+
+# Every id this application creates starts with this (Kazoo's call id form, c2c-{id}-{rand}),
+# so channels and bridges left by an earlier run can be told apart from others'.
+PREFIX = "c2c-"
+
+
+class StasisApp:
+    def __init__(
+        self,
+        ari: AriClient,
+        recorder: HistoryRecorder,
+        *,
+        extension_endpoint: str,
+        contact_endpoint: str,
+    ) -> None:
+        self.ari = ari
+        self.recorder = recorder
+        self.extension_endpoint = extension_endpoint
+        self.contact_endpoint = contact_endpoint
+        self.events = AriEvents(ari, self._on_event, on_connected=self._resync)
+        self.calls: dict[str, Call] = {}  # by channel id, both legs
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._dialplan: tuple[ConnectService, ClickToCallService, AccountService] | None = None
+
+    def accept_dialplan_calls(
+        self, connect: ConnectService, clicktocalls: ClickToCallService, accounts: AccountService
+    ) -> None:
+        """Calls from phones (Stasis args `dialplan,<c2c id>,<number>`) go through the same
+        rules as the API's connect, so the app needs the domain services for them."""
+        self._dialplan = (connect, clicktocalls, accounts)
+
+    async def start(self) -> None:
+        await self.events.start()
+
+    async def stop(self) -> None:
+        """Graceful stop: calls in flight end now and are recorded as such."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks)
+        await self.events.stop()
+        await self.ari.close()
+
+    # ------------------------------------------------------------------ CallPlacer
+
+    async def place(self, attempt: ConnectAttempt) -> ConnectResult:
+        if not self.events.connected:
+            raise CallsUnavailable("calls cannot be placed: Asterisk (ARI) is not connected")
+        plan = build_plan(
+            account_id=attempt.account.id,
+            clicktocall=attempt.clicktocall,
+            contact=attempt.contact,
+            custom_application_vars=attempt.custom_application_vars,
+            extension_endpoint=self.extension_endpoint,
+            contact_endpoint=self.contact_endpoint,
+        )
+        if attempt.entered_channel is not None:
+            plan = dataclasses.replace(
+                plan, first=dataclasses.replace(plan.leg("extension"),
+                                                channel_id=attempt.entered_channel),
+                second=plan.leg("contact"),
+            )
+        call = Call(
+            plan, self.ari, entered=attempt.entered_channel,
+            extra={"client_ip": attempt.client_ip, "authenticated": attempt.authenticated,
+                   "trigger": attempt.trigger},
+        )
+        await self._launch(call)
+        if attempt.blocking:
+            return ConnectResult(200, await asyncio.shield(call.decided))
+        return ConnectResult(202, plan.kazoo_view(attempt.account.realm))
+
+    async def _launch(self, call: Call) -> None:
+        for channel_id in call.channel_ids:
+            self.calls[channel_id] = call
+        call.on_state = self._progress
+        await self._progress(call)
+        task = asyncio.create_task(self._run(call), name=call.plan.call_id)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _progress(self, call: Call) -> None:
+        """Keep the in-flight row current, so a crash still tells whether it was answered."""
+        await self.recorder.started(self._active(call, call.provisional_item()))
+
+    async def _run(self, call: Call) -> None:
+        try:
+            item = await call.run()
+        finally:
+            for channel_id in call.channel_ids:
+                self.calls.pop(channel_id, None)
+        await asyncio.shield(self.recorder.finished(self._active(call, item)))
+
+    @staticmethod
+    def _active(call: Call, item: dict[str, Any]) -> ActiveCall:
+        return ActiveCall(call.plan.call_id, call.plan.account_id, call.plan.clicktocall_id,
+                          item, call.resources())
+
+    # ------------------------------------------------------------------ events
+
+    async def _on_event(self, event: dict[str, Any]) -> None:
+        channel_id = event.get("channel", {}).get("id", "")
+        log.debug("event %s %s %s", event.get("type"), channel_id, event.get("args"))
+        call = self.calls.get(channel_id)
+        if call is not None:
+            call.events.put_nowait(event)
+            return
+        if event.get("type") != "StasisStart":
+            return
+        args = event.get("args") or []
+        if args[:1] == ["dialplan"] and len(args) == 3:
+            self._spawn(self._dialplan_call(channel_id, args[1], args[2]))
+        elif channel_id.startswith(PREFIX):
+            # Ours, but no call knows it (its call already ended): never leave it up.
+            self._spawn(self.ari.hangup(channel_id))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _dialplan_call(self, channel_id: str, c2c_id: str, number: str) -> None:
+        """A phone dialled the feature code: the same rules as connect, then the same call."""
+        try:
+            if self._dialplan is None:
+                raise CallsUnavailable("dialplan calls are not enabled")
+            connect, clicktocalls, accounts = self._dialplan
+            account_id, _doc = await clicktocalls.find(c2c_id)
+            account = await accounts.get(account_id)
+            await connect.connect(
+                account, True, c2c_id,
+                ConnectRequest(contact=number, trigger="dialplan", entered_channel=channel_id),
+            )
+        except DomainError as exc:
+            log.info("dialplan click-to-call %s refused: %r", c2c_id, exc)
+            with contextlib.suppress(AriException):
+                await self.ari.hangup(channel_id, reason="normal")
+        except Exception:
+            log.exception("dialplan click-to-call %s failed", c2c_id)
+            with contextlib.suppress(AriException):
+                await self.ari.hangup(channel_id, reason="normal")
+
+    # ------------------------------------------------------------------ re-sync
+
+    async def _resync(self) -> None:
+        """After every (re)connect: calls whose channels vanished meanwhile end, channels and
+        bridges of ours that no call owns are removed, and calls a crashed run left
+        unrecorded are recorded."""
+        channels = {c["id"] for c in await self.ari.list_channels()}
+        for channel_id, call in list(self.calls.items()):
+            if channel_id not in channels and call.is_live(channel_id):
+                call.events.put_nowait({"type": "C2CLost", "channel": {"id": channel_id}})
+        for channel_id in channels:
+            if channel_id.startswith(PREFIX) and channel_id not in self.calls:
+                await self.ari.hangup(channel_id)
+        owned = {call.plan.bridge_id for call in self.calls.values()}
+        for bridge in await self.ari.list_bridges():
+            if bridge["id"].startswith(PREFIX) and bridge["id"] not in owned:
+                await self.ari.destroy_bridge(bridge["id"])
+        await self._record_unfinished()
+
+    async def _record_unfinished(self) -> None:
+        running = {call.plan.call_id for call in self.calls.values()}
+        for active in await self.recorder.unfinished():
+            if active.call_id in running:
+                continue
+            for resource in active.resources:
+                with contextlib.suppress(AriException):
+                    if resource.endswith("-bridge"):
+                        await self.ari.destroy_bridge(resource)
+                    else:
+                        await self.ari.hangup(resource)
+            # The outcome was never seen: the service stopped without recording it.
+            item = {**active.item, "result": "error", "cause": "SERVICE_RESTART"}
+            if "answered_at" not in item:
+                item["failed_leg"] = item.get("dial_first")
+            await self.recorder.finished(dataclasses.replace(active, item=item))

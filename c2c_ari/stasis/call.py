@@ -1,0 +1,296 @@
+"""One click-to-call, from the first originate to the history item, read top to bottom.
+
+`Call.run()` is the state machine: each `await` waits for the event that moves the call on,
+and a leg that ends at any point raises `LegEnded`, which jumps to the clean-up. Events reach
+the call through its queue, in the order Asterisk sent them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from c2c_ari.ari import AriClient, AriException
+from c2c_ari.domain.history import SUCCESS_CAUSES, cause_name, history_item
+from c2c_ari.domain.plan import CallPlan, Leg
+
+log = logging.getLogger(__name__)
+
+
+class State(enum.Enum):
+    DIALING_FIRST = "dialing_first"
+    DIALING_SECOND = "dialing_second"
+    BRIDGED = "bridged"
+    ENDED = "ended"
+
+
+class LegEnded(Exception):
+    """A leg is gone: hung up, refused, unanswered, or lost with Asterisk."""
+
+    def __init__(self, role: str, cause: str, code: int | None) -> None:
+        super().__init__(f"{role} leg ended: {cause}")
+        self.role, self.cause, self.code = role, cause, code
+
+
+@dataclass
+class Outcome:
+    started: float = field(default_factory=time.time)
+    answered: float | None = None
+    ended: float | None = None
+    failed_leg: str | None = None
+    cause: str | None = None
+    hangup_cause: str | None = None
+    hangup_cause_code: int | None = None
+
+
+class Call:
+    """A call in flight. `entered` is the channel id when the call came in from the dialplan
+    (that channel is already the extension leg and needs no originate)."""
+
+    def __init__(
+        self,
+        plan: CallPlan,
+        ari: AriClient,
+        *,
+        extra: dict[str, Any],
+        entered: str | None = None,
+    ) -> None:
+        self.plan = plan
+        self.ari = ari
+        self.extra = extra
+        self.entered = entered
+        self.state = State.DIALING_FIRST
+        self.outcome = Outcome()
+        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        # Resolved once the outcome is known: bridged (success so far) or failed.
+        self.decided: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._live: set[str] = set()  # our channels that Asterisk has not destroyed yet
+        self._bridge_made = False
+        self.on_state: Callable[[Call], Awaitable[None]] | None = None
+
+    @property
+    def channel_ids(self) -> tuple[str, str]:
+        return self.plan.first.channel_id, self.plan.second.channel_id
+
+    def resources(self) -> list[str]:
+        return [*self.channel_ids, self.plan.bridge_id]
+
+    def is_live(self, channel_id: str) -> bool:
+        """True for a leg that was dialled and has not been destroyed yet."""
+        return channel_id in self._live
+
+    def provisional_item(self) -> dict[str, Any]:
+        """The history item as far as it is known now (for the in-flight record)."""
+        return self._item("success" if self.state is State.BRIDGED else "error", ended=False)
+
+    # ------------------------------------------------------------------ the call's life
+
+    async def run(self) -> dict[str, Any]:
+        """Place, bridge and end the call; returns its history item."""
+        first, second = self.plan.first, self.plan.second
+        try:
+            if self.entered is None:
+                await self._originate(first)
+                await self._until_answered(first)
+            else:
+                self._live.add(first.channel_id)
+                await self.ari.answer(first.channel_id)
+            self.state = State.DIALING_SECOND
+            await self._notify()
+            if self.plan.ignore_early_media:
+                await self._waiting_sound(first)
+                await self._originate(second)
+            else:
+                # Early media: the first leg joins the bridge before the second is dialled,
+                # so it hears whatever the far end plays before answering.
+                await self._bridge(first)
+                await self._create_and_dial(second)
+            await self._until_answered(second)
+            if self.plan.ignore_early_media:
+                await self._stop_waiting_sound(first)
+                await self._bridge(first, second)
+            else:
+                await self._bridge(second)
+            self.state = State.BRIDGED
+            self.outcome.answered = time.time()
+            self._decide(self._item("success", ended=False))
+            await self._notify()
+            while True:
+                await self._next_event()
+        except LegEnded as ended:
+            self._ended(ended)
+        except AriException as exc:
+            log.warning("call %s: ARI refused a step: %s", self.plan.call_id, exc)
+            self._ended(LegEnded(self._pending_role(), "ARI_ERROR", None))
+        except asyncio.CancelledError:
+            # Graceful stop of the service: the call ends here and is recorded as such.
+            self._ended(LegEnded(self._pending_role(), "SERVICE_STOPPED", None))
+            await asyncio.shield(self._clean_up())
+            raise
+        finally:
+            self.state = State.ENDED
+        await self._clean_up()
+        item = self._item(self._result(), ended=True)
+        self._decide(item)
+        return item
+
+    # ------------------------------------------------------------------ steps
+
+    async def _originate(self, leg: Leg) -> None:
+        self._live.add(leg.channel_id)
+        await self.ari.originate(
+            leg.endpoint,
+            channel_id=leg.channel_id,
+            app_args=["c2c", self.plan.call_id, leg.role],
+            caller_id=leg.caller_id,
+            timeout=self.plan.timeout,
+            variables=leg.variables,
+        )
+
+    async def _create_and_dial(self, leg: Leg) -> None:
+        self._live.add(leg.channel_id)
+        await self.ari.create_channel(
+            leg.endpoint,
+            channel_id=leg.channel_id,
+            app_args=["c2c", self.plan.call_id, leg.role],
+            variables={**leg.variables, "CALLERID(name)": leg.caller_id_name,
+                       "CALLERID(num)": leg.caller_id_number},
+        )
+        await self.ari.add_channel(self.plan.bridge_id, leg.channel_id,
+                                   inhibit_connected_line_updates=True)
+        await self.ari.dial(leg.channel_id, timeout=self.plan.timeout)
+
+    async def _until_answered(self, leg: Leg) -> None:
+        """Wait for the leg's StasisStart: Asterisk sends it once the far end answers (a
+        created-then-dialled channel is in Stasis before that, so its answer is a state
+        change to Up)."""
+        while True:
+            event = await self._next_event()
+            if event.get("channel", {}).get("id") != leg.channel_id:
+                continue
+            kind = event["type"]
+            if kind == "StasisStart" and event["channel"].get("state") == "Up":
+                return
+            if kind == "ChannelStateChange" and event["channel"].get("state") == "Up":
+                return
+
+    async def _waiting_sound(self, leg: Leg) -> None:
+        """What the first leg hears while the second rings: music on hold, a ringback tone,
+        or the default ring tone."""
+        if self.plan.moh_class:
+            await self.ari.start_moh(leg.channel_id, self.plan.moh_class)
+        elif self.plan.ringback:
+            await self.ari.play(leg.channel_id, f"tone:{self.plan.ringback}",
+                                playback_id=f"{self.plan.call_id}-ringback")
+        else:
+            await self.ari.ring(leg.channel_id)
+
+    async def _stop_waiting_sound(self, leg: Leg) -> None:
+        try:
+            if self.plan.moh_class:
+                await self.ari.stop_moh(leg.channel_id)
+            elif self.plan.ringback:
+                await self.ari.stop_playback(f"{self.plan.call_id}-ringback")
+            else:
+                await self.ari.ring_stop(leg.channel_id)
+        except AriException as exc:
+            # Not worth failing a call that is about to be bridged anyway.
+            log.info("call %s: stopping the waiting sound: %s", self.plan.call_id, exc)
+
+    async def _bridge(self, *legs: Leg) -> None:
+        if not self._bridge_made:
+            await self.ari.create_bridge(self.plan.bridge_id, type=self.plan.bridge_type)
+            self._bridge_made = True
+        # Without inhibiting, joining the bridge sends each phone a connected-line update (a
+        # re-INVITE) that would replace the caller IDs the click-to-call chose for it.
+        await self.ari.add_channel(self.plan.bridge_id, [leg.channel_id for leg in legs],
+                                   inhibit_connected_line_updates=True)
+
+    async def _next_event(self) -> dict[str, Any]:
+        """The next event for this call; raises LegEnded when it says a leg is gone."""
+        event = await self.events.get()
+        kind = event.get("type")
+        channel = event.get("channel", {})
+        log.debug("call %s %s: %s %s", self.plan.call_id, self.state.value, kind,
+                  channel.get("id"))
+        role = self._role_of(channel.get("id", ""))
+        if kind == "ChannelDestroyed" and role is not None:
+            self._live.discard(channel["id"])
+            code = event.get("cause")
+            raise LegEnded(role, cause_name(code), code)
+        if kind == "StasisEnd" and role is not None and self.state is State.BRIDGED:
+            raise LegEnded(role, "NORMAL_CLEARING", 16)
+        if kind == "C2CLost":
+            # Synthesised by the app after a reconnect: the channel vanished meanwhile.
+            self._live.discard(channel.get("id", ""))
+            raise LegEnded(role or self._pending_role(), "CHANNEL_LOST", None)
+        return event
+
+    async def _clean_up(self) -> None:
+        """Nothing is left behind: hang up what is still up, destroy the bridge."""
+        for channel_id in list(self._live):
+            try:
+                await self.ari.hangup(channel_id)
+            except AriException as exc:
+                log.warning("call %s: hangup %s: %s", self.plan.call_id, channel_id, exc)
+        if self._bridge_made:
+            try:
+                await self.ari.destroy_bridge(self.plan.bridge_id)
+            except AriException as exc:
+                log.warning("call %s: destroy bridge: %s", self.plan.call_id, exc)
+
+    # ------------------------------------------------------------------ outcome
+
+    def _role_of(self, channel_id: str) -> str | None:
+        for leg in (self.plan.first, self.plan.second):
+            if leg.channel_id == channel_id:
+                return leg.role
+        return None
+
+    def _pending_role(self) -> str:
+        return (self.plan.first if self.state is State.DIALING_FIRST else self.plan.second).role
+
+    def _ended(self, ended: LegEnded) -> None:
+        if self.outcome.ended is not None:
+            return
+        self.outcome.ended = time.time()
+        self.outcome.hangup_cause = ended.cause
+        self.outcome.hangup_cause_code = ended.code
+        if self.state is not State.BRIDGED:
+            self.outcome.failed_leg = ended.role
+            # A leg that vanished with a "normal" cause before answering was not answered.
+            self.outcome.cause = "NO_ANSWER" if ended.cause in (
+                "NORMAL_CLEARING", "UNSPECIFIED") else ended.cause
+        elif ended.cause not in SUCCESS_CAUSES and ended.cause in (
+                "CHANNEL_LOST", "SERVICE_STOPPED", "ARI_ERROR"):
+            self.outcome.cause = ended.cause
+
+    def _result(self) -> str:
+        if self.outcome.answered is not None and self.outcome.cause is None:
+            return "success"
+        return "error"
+
+    def _item(self, result: str, *, ended: bool) -> dict[str, Any]:
+        o = self.outcome
+        return history_item(
+            call_id=self.plan.call_id, contact=self.plan.contact, started=o.started,
+            answered=o.answered, ended=o.ended if ended else None, result=result,
+            cause=o.cause, failed_leg=o.failed_leg,
+            hangup_cause=o.hangup_cause if ended else None,
+            hangup_cause_code=o.hangup_cause_code if ended else None,
+            extra={**self.extra, "dial_first": self.plan.first.role,
+                   "extension": self.plan.extension},
+        )
+
+    def _decide(self, item: dict[str, Any]) -> None:
+        if not self.decided.done():
+            self.decided.set_result(item)
+
+    async def _notify(self) -> None:
+        if self.on_state is not None:
+            await self.on_state(self)

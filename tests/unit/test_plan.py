@@ -1,0 +1,75 @@
+"""The call plan: which leg is dialled first, with which caller ID, headers and variables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from c2c_ari.domain.plan import build_plan
+
+C2C: dict[str, Any] = {"id": "a" * 32, "name": "Sales", "extension": "1001",
+                       "auth_required": True, "timeout": 30}
+
+
+def _plan(**overrides: Any):
+    return build_plan(
+        account_id="b" * 32, clicktocall={**C2C, **overrides}, contact="+4930123456",
+        custom_application_vars={"campaign": "x"},
+        extension_endpoint="PJSIP/{extension}", contact_endpoint="PJSIP/{contact}@trunk",
+    )
+
+
+def test_extension_first_by_default_with_kazoo_caller_ids() -> None:
+    plan = _plan()
+    assert (plan.first.role, plan.second.role) == ("extension", "contact")
+    assert plan.first.endpoint == "PJSIP/1001"
+    assert plan.second.endpoint == "PJSIP/+4930123456@trunk"
+    # the agent sees the visitor's number and the click-to-call's name
+    assert plan.first.caller_id == '"Sales" <+4930123456>'
+    # the visitor sees the extension unless outbound_callee_id_* say otherwise
+    assert plan.second.caller_id == '"1001" <1001>'
+    assert plan.call_id.startswith("c2c-" + "a" * 32 + "-")
+    assert {plan.first.channel_id, plan.second.channel_id, plan.bridge_id} == {
+        plan.call_id + "-ext", plan.call_id + "-contact", plan.call_id + "-bridge"}
+
+
+def test_contact_first_and_explicit_caller_ids() -> None:
+    plan = _plan(dial_first="contact", caller_id_number="+15550000000",
+                 outbound_callee_id_name="ACME", outbound_callee_id_number="+15551111111")
+    assert (plan.first.role, plan.second.role) == ("contact", "extension")
+    assert plan.leg("extension").caller_id == '"Sales" <+15550000000>'
+    assert plan.leg("contact").caller_id == '"ACME" <+15551111111>'
+
+
+def test_outbound_headers_and_variables_on_both_legs() -> None:
+    plan = _plan(custom_sip_headers={"X-Flat": "1", "out": {"X-Out": "2"},
+                                     "in": {"X-In": "3"}})
+    for leg in (plan.first, plan.second):
+        assert leg.variables["PJSIP_HEADER(add,X-Flat)"] == "1"
+        assert leg.variables["PJSIP_HEADER(add,X-Out)"] == "2"
+        assert "PJSIP_HEADER(add,X-In)" not in leg.variables
+        assert leg.variables["CAV_campaign"] == "x"
+        assert leg.variables["C2C_CALL_ID"] == plan.call_id
+
+
+def test_media_options() -> None:
+    assert _plan().bridge_type == "mixing,proxy_media"
+    assert _plan(bypass_media=True).bridge_type == "mixing"
+    assert _plan().ignore_early_media is True
+    assert _plan(media={"ignore_early_media": False}).ignore_early_media is False
+    assert _plan(music_on_hold={"media_id": "jazz"}).moh_class == "jazz"
+    assert _plan(music_on_hold={"media_id": ""}).moh_class is None
+
+
+def test_caller_id_name_cannot_break_out_of_quotes() -> None:
+    plan = _plan(name='Evil" <666> "x')
+    assert plan.first.caller_id == '"Evil 666 x" <+4930123456>'
+
+
+def test_kazoo_view_of_the_plan() -> None:
+    view = _plan().kazoo_view("pbx.example")
+    assert view["outbound_call_id"].startswith("c2c-")
+    assert view["custom_channel_vars"]["from_uri"] == "1001@pbx.example"
+    assert view["custom_channel_vars"]["request_uri"] == "+4930123456@pbx.example"
+    assert view["outbound_caller_id_number"] == "+4930123456"
+    assert view["outbound_callee_id_name"] == "1001"
+    assert view["timeout"] == 30
