@@ -785,6 +785,11 @@ def _start_locked(timeout: float) -> AriInfo:
     root = build_chroot()
     for port, proto, env in ((http_port(), "tcp", "C2C_ARI_HTTP_PORT"),
                              (sip_port(), "udp", "C2C_ARI_SIP_PORT")):
+        # An Asterisk that was just killed can hold its sockets for a moment after its pid
+        # is gone (its other threads are still exiting): give the port a few seconds.
+        deadline = time.monotonic() + 5
+        while _port_taken(port, proto) and time.monotonic() < deadline:
+            time.sleep(0.1)
         if _port_taken(port, proto):
             raise LocalAsteriskError(
                 f"{proto.upper()} port {port} is already in use by another program (not an "

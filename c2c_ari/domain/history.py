@@ -21,8 +21,6 @@ CAUSES: dict[int, str] = {
     41: "NORMAL_TEMPORARY_FAILURE", 42: "SWITCH_CONGESTION", 58: "BEARERCAPABILITY_NOTAVAIL",
     102: "RECOVERY_ON_TIMER_EXPIRE", 127: "INTERWORKING",
 }
-# Kazoo counts these as a successful click-to-call.
-SUCCESS_CAUSES = frozenset({"NORMAL_CLEARING", "ORIGINATOR_CANCEL", "SUCCESS"})
 
 
 def cause_name(code: int | None) -> str:

@@ -110,12 +110,16 @@ def build_plan(
     extension_endpoint: str,
     contact_endpoint: str,
     call_id: str | None = None,
+    trigger: str = "api",
 ) -> CallPlan:
     """Turn a validated click-to-call and a normalised contact into a plan.
 
     `extension_endpoint` / `contact_endpoint` are dial-string templates such as
     `PJSIP/{extension}` and `PJSIP/{contact}@trunk`; the values put into them have passed
-    the schema's or the contact rules' character checks, so they cannot add to a dial string."""
+    the schema's or the contact rules' character checks, so they cannot add to a dial string.
+
+    `custom_sip_headers.out` (or the flat form) goes on every INVITE the app sends; for a call
+    that came in from a phone (`trigger` "dialplan"), `in` is added too, `in` winning."""
     c2c_id = clicktocall["id"]
     call_id = call_id or f"c2c-{c2c_id}-{secrets.token_hex(8)}"
     extension = clicktocall["extension"]
@@ -127,7 +131,10 @@ def build_plan(
     }
     if clicktocall.get("presence_id"):
         variables["C2C_PRESENCE_ID"] = clicktocall["presence_id"]
-    outbound = header_variables(_headers(clicktocall, "out"))
+    headers = _headers(clicktocall, "out")
+    if trigger == "dialplan":
+        headers.update(_headers(clicktocall, "in"))
+    outbound = header_variables(headers)
     extension_leg = Leg(
         role="extension",
         endpoint=extension_endpoint.format(extension=extension),

@@ -54,12 +54,19 @@ class StasisApp:
     async def start(self) -> None:
         await self.events.start()
 
-    async def stop(self) -> None:
-        """Graceful stop: calls in flight end now and are recorded as such."""
-        for task in list(self._tasks):
-            task.cancel()
+    async def stop(self, grace: float = 10.0) -> None:
+        """Graceful stop: calls in flight are hung up and recorded (cause SERVICE_STOPPED).
+
+        Calls get `grace` seconds to clean up in Asterisk; what is still running then is
+        cancelled, and the next start records it from its in-flight row."""
+        for call in {id(c): c for c in self.calls.values()}.values():
+            call.stop()
         if self._tasks:
-            await asyncio.wait(self._tasks)
+            _done, pending = await asyncio.wait(self._tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
         await self.events.stop()
         await self.ari.close()
 
@@ -75,6 +82,7 @@ class StasisApp:
             custom_application_vars=attempt.custom_application_vars,
             extension_endpoint=self.extension_endpoint,
             contact_endpoint=self.contact_endpoint,
+            trigger=attempt.trigger,
         )
         if attempt.entered_channel is not None:
             plan = dataclasses.replace(
@@ -108,6 +116,9 @@ class StasisApp:
     async def _run(self, call: Call) -> None:
         try:
             item = await call.run()
+        except Exception:
+            log.exception("call %s: no outcome", call.plan.call_id)
+            item = {**call.provisional_item(), "result": "error", "cause": "INTERNAL_ERROR"}
         finally:
             for channel_id in call.channel_ids:
                 self.calls.pop(channel_id, None)
@@ -122,7 +133,7 @@ class StasisApp:
 
     async def _on_event(self, event: dict[str, Any]) -> None:
         channel_id = event.get("channel", {}).get("id", "")
-        log.debug("event %s %s %s", event.get("type"), channel_id, event.get("args"))
+        log.debug("event %s %s", event.get("type"), channel_id)
         call = self.calls.get(channel_id)
         if call is not None:
             call.events.put_nowait(event)

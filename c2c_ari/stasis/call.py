@@ -16,10 +16,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from c2c_ari.ari import AriClient, AriException
-from c2c_ari.domain.history import SUCCESS_CAUSES, cause_name, history_item
+from c2c_ari.domain.history import cause_name, history_item
 from c2c_ari.domain.plan import CallPlan, Leg
 
 log = logging.getLogger(__name__)
+
+
+# Causes of our own making: a bridged call that ends by one of these was cut, not finished.
+_INTERRUPTIONS = frozenset({"CHANNEL_LOST", "SERVICE_STOPPED", "ARI_ERROR", "INTERNAL_ERROR",
+                            "ASTERISK_SHUTDOWN"})
+# ChannelHangupRequest's `cause` on a soft hangup is Asterisk's reason flag; 4 is
+# AST_SOFTHANGUP_SHUTDOWN: Asterisk itself is stopping and takes the call down with it.
+_SOFTHANGUP_SHUTDOWN = 4
 
 
 class State(enum.Enum):
@@ -71,6 +79,7 @@ class Call:
         self.decided: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._live: set[str] = set()  # our channels that Asterisk has not destroyed yet
         self._bridge_made = False
+        self._asterisk_stopping = False
         self.on_state: Callable[[Call], Awaitable[None]] | None = None
 
     @property
@@ -79,6 +88,10 @@ class Call:
 
     def resources(self) -> list[str]:
         return [*self.channel_ids, self.plan.bridge_id]
+
+    def stop(self) -> None:
+        """Ask the call to end (graceful stop of the service); it cleans up and records."""
+        self.events.put_nowait({"type": "C2CStop"})
 
     def is_live(self, channel_id: str) -> bool:
         """True for a leg that was dialled and has not been destroyed yet."""
@@ -110,7 +123,7 @@ class Call:
                 # so it hears whatever the far end plays before answering.
                 await self._bridge(first)
                 await self._create_and_dial(second)
-            await self._until_answered(second)
+            await self._until_answered(second, created=not self.plan.ignore_early_media)
             if self.plan.ignore_early_media:
                 await self._stop_waiting_sound(first)
                 await self._bridge(first, second)
@@ -127,11 +140,10 @@ class Call:
         except AriException as exc:
             log.warning("call %s: ARI refused a step: %s", self.plan.call_id, exc)
             self._ended(LegEnded(self._pending_role(), "ARI_ERROR", None))
-        except asyncio.CancelledError:
-            # Graceful stop of the service: the call ends here and is recorded as such.
-            self._ended(LegEnded(self._pending_role(), "SERVICE_STOPPED", None))
-            await asyncio.shield(self._clean_up())
-            raise
+        except Exception:
+            # A bug must still leave nothing behind in Asterisk and a line in history.
+            log.exception("call %s failed", self.plan.call_id)
+            self._ended(LegEnded(self._pending_role(), "INTERNAL_ERROR", None))
         finally:
             self.state = State.ENDED
         await self._clean_up()
@@ -161,23 +173,29 @@ class Call:
             variables={**leg.variables, "CALLERID(name)": leg.caller_id_name,
                        "CALLERID(num)": leg.caller_id_number},
         )
+        # The created channel joins the application a moment after ARI answers; a bridge
+        # refuses it until then.
+        await self._until_event(leg, "StasisStart")
         await self.ari.add_channel(self.plan.bridge_id, leg.channel_id,
                                    inhibit_connected_line_updates=True)
         await self.ari.dial(leg.channel_id, timeout=self.plan.timeout)
 
-    async def _until_answered(self, leg: Leg) -> None:
-        """Wait for the leg's StasisStart: Asterisk sends it once the far end answers (a
-        created-then-dialled channel is in Stasis before that, so its answer is a state
-        change to Up)."""
+    async def _until_event(self, leg: Leg, kind: str, state: str | None = None) -> None:
         while True:
             event = await self._next_event()
-            if event.get("channel", {}).get("id") != leg.channel_id:
-                continue
-            kind = event["type"]
-            if kind == "StasisStart" and event["channel"].get("state") == "Up":
+            channel = event.get("channel", {})
+            if (event.get("type") == kind and channel.get("id") == leg.channel_id
+                    and (state is None or channel.get("state") == state)):
                 return
-            if kind == "ChannelStateChange" and event["channel"].get("state") == "Up":
-                return
+
+    async def _until_answered(self, leg: Leg, *, created: bool = False) -> None:
+        """Wait until the leg's far end answers.
+
+        An originated leg enters Stasis only once answered, and its StasisStart is the signal:
+        its earlier state change to Up comes before it is in the application, when ARI still
+        refuses to ring or bridge it. A created-then-dialled leg is in Stasis from the start,
+        so there the state change to Up is the answer."""
+        await self._until_event(leg, "ChannelStateChange" if created else "StasisStart", "Up")
 
     async def _waiting_sound(self, leg: Leg) -> None:
         """What the first leg hears while the second rings: music on hold, a ringback tone,
@@ -219,16 +237,24 @@ class Call:
         log.debug("call %s %s: %s %s", self.plan.call_id, self.state.value, kind,
                   channel.get("id"))
         role = self._role_of(channel.get("id", ""))
+        if kind == "ChannelHangupRequest" and event.get("soft") and (
+                event.get("cause") == _SOFTHANGUP_SHUTDOWN):
+            self._asterisk_stopping = True
         if kind == "ChannelDestroyed" and role is not None:
             self._live.discard(channel["id"])
             code = event.get("cause")
-            raise LegEnded(role, cause_name(code), code)
+            if not code and self.state is State.BRIDGED:
+                code = 16  # a plain BYE arrives as cause 0 ("Unknown"): a normal hang-up
+            raise LegEnded(role, self._stopping_or(cause_name(code)), code)
         if kind == "StasisEnd" and role is not None and self.state is State.BRIDGED:
-            raise LegEnded(role, "NORMAL_CLEARING", 16)
+            raise LegEnded(role, self._stopping_or("NORMAL_CLEARING"), 16)
         if kind == "C2CLost":
             # Synthesised by the app after a reconnect: the channel vanished meanwhile.
             self._live.discard(channel.get("id", ""))
             raise LegEnded(role or self._pending_role(), "CHANNEL_LOST", None)
+        if kind == "C2CStop":
+            # Synthesised by the app on a graceful stop: end the call now, recorded as such.
+            raise LegEnded(self._pending_role(), "SERVICE_STOPPED", None)
         return event
 
     async def _clean_up(self) -> None:
@@ -245,6 +271,9 @@ class Call:
                 log.warning("call %s: destroy bridge: %s", self.plan.call_id, exc)
 
     # ------------------------------------------------------------------ outcome
+
+    def _stopping_or(self, cause: str) -> str:
+        return "ASTERISK_SHUTDOWN" if self._asterisk_stopping else cause
 
     def _role_of(self, channel_id: str) -> str | None:
         for leg in (self.plan.first, self.plan.second):
@@ -266,8 +295,7 @@ class Call:
             # A leg that vanished with a "normal" cause before answering was not answered.
             self.outcome.cause = "NO_ANSWER" if ended.cause in (
                 "NORMAL_CLEARING", "UNSPECIFIED") else ended.cause
-        elif ended.cause not in SUCCESS_CAUSES and ended.cause in (
-                "CHANNEL_LOST", "SERVICE_STOPPED", "ARI_ERROR"):
+        elif ended.cause in _INTERRUPTIONS:
             self.outcome.cause = ended.cause
 
     def _result(self) -> str:

@@ -9,17 +9,22 @@ c2c_ari.localasterisk, and stops it at the end of the session if it started it.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from c2c_ari import localasterisk
+from c2c_ari.app import STASIS, create_app
+from c2c_ari.config import Settings
 from c2c_ari.localasterisk import AriInfo, LocalAsteriskError
+from tests.conftest import Api, sign_in
 from tests.helpers.sipp import Sipp
+from tests.integration.service import nothing_left
 
 
 def _in_ci() -> bool:
@@ -92,3 +97,18 @@ def sipp(tmp_path: Path) -> Iterator[Callable[..., Sipp]]:
     yield start
     for peer in peers:
         peer.stop()
+
+
+@pytest.fixture
+async def service(aiohttp_client, asterisk: AriInfo, tmp_path: Path) -> AsyncIterator[Api]:  # type: ignore[no-untyped-def]
+    """The service connected to the real Asterisk, signed in; afterwards Asterisk must hold
+    no channel and no bridge."""
+    settings = Settings(data_dir=tmp_path, node="test", ari_url=asterisk.url,
+                        ari_user=asterisk.user, ari_password=asterisk.password)
+    client = await aiohttp_client(create_app(settings))
+    await asyncio.wait_for(client.app[STASIS].events.wait_connected(), 20)
+    yield await sign_in(client, realm="pbx.test")
+    await client.close()
+    assert await nothing_left(asterisk) == ([], [])
+
+

@@ -5,67 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
-import aiohttp
 import pytest
 
-from c2c_ari.app import STASIS, create_app
-from c2c_ari.config import Settings
-from c2c_ari.localasterisk import AriInfo
-from tests.conftest import Api, sign_in
+from tests.conftest import Api
 from tests.helpers.sipp import Sipp
+from tests.integration.service import (
+    CONTACT,
+    EXTENSION_PORT,
+    PHONE_PORT,
+    TRUNK_PORT,
+    connect,
+    history,
+)
 
 pytestmark = pytest.mark.asterisk
-
-EXTENSION_PORT, TRUNK_PORT, PHONE_PORT = 5071, 5080, 5092
-CONTACT = "+4930123456"
-
-
-async def _ari_get(info: AriInfo, path: str) -> Any:
-    auth = {"Authorization": aiohttp.encode_basic_auth(info.user, info.password)}
-    async with aiohttp.ClientSession(headers=auth) as session, session.get(
-        f"{info.ari_url}{path}"
-    ) as response:
-        return await response.json()
-
-
-async def _nothing_left(info: AriInfo) -> tuple[list[Any], list[Any]]:
-    """Channels and bridges still in Asterisk, after giving hangups a moment to land."""
-    deadline = time.monotonic() + 5
-    while True:
-        channels = await _ari_get(info, "/channels")
-        bridges = await _ari_get(info, "/bridges")
-        if (not channels and not bridges) or time.monotonic() > deadline:
-            return channels, bridges
-        await asyncio.sleep(0.1)
-
-
-@pytest.fixture
-async def service(aiohttp_client, asterisk: AriInfo, tmp_path: Path) -> AsyncIterator[Api]:  # type: ignore[no-untyped-def]
-    settings = Settings(data_dir=tmp_path, node="test", ari_url=asterisk.url,
-                        ari_user=asterisk.user, ari_password=asterisk.password)
-    client = await aiohttp_client(create_app(settings))
-    await asyncio.wait_for(client.app[STASIS].events.wait_connected(), 20)
-    yield await sign_in(client, realm="pbx.test")
-    await client.close()
-    assert await _nothing_left(asterisk) == ([], [])
-
-
-async def _history(api: Api, c2c_id: str, count: int = 1, wait: float = 15) -> list[dict]:
-    deadline = time.monotonic() + wait
-    while True:
-        _, body, _ = await api.call("GET", f"{api.base}/{c2c_id}/history")
-        if len(body["data"]) >= count or time.monotonic() > deadline:
-            return body["data"]
-        await asyncio.sleep(0.1)
-
-
-async def _connect(api: Api, c2c_id: str, contact: str = CONTACT, **data: Any):
-    return await api.call("POST", f"{api.base}/{c2c_id}/connect", {"contact": contact, **data})
-
 
 async def test_extension_first_success(service: Api, sipp: Callable[..., Sipp]) -> None:
     agent = sipp("uas_answer.xml", EXTENSION_PORT, duration_ms=200)
@@ -75,7 +30,7 @@ async def test_extension_first_success(service: Api, sipp: Callable[..., Sipp]) 
         custom_sip_headers={"X-C2C": "hello-world"},
         outbound_callee_id_name="ACME Sales", outbound_callee_id_number="+15550001111",
     )
-    status, body, _ = await _connect(service, c2c["id"], blocking=True)
+    status, body, _ = await connect(service, c2c["id"], blocking=True)
     assert status == 200, body
     assert body["data"]["result"] == "success"
     call_id = body["data"]["call_id"]
@@ -94,11 +49,11 @@ async def test_extension_first_success(service: Api, sipp: Callable[..., Sipp]) 
     for invite in (to_agent, to_contact):
         assert invite.header("X-C2C") == "hello-world"
 
-    (item,) = await _history(service, c2c["id"])
+    (item,) = await history(service, c2c["id"])
     deadline = time.monotonic() + 10
     while "ended_at" not in item and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
-        (item,) = await _history(service, c2c["id"])
+        (item,) = await history(service, c2c["id"])
     assert item["call_id"] == call_id
     assert item["result"] == "success"
     assert item["contact"] == CONTACT
@@ -111,10 +66,10 @@ async def test_contact_first(service: Api, sipp: Callable[..., Sipp]) -> None:
     agent = sipp("uas_answer_then_bye.xml", EXTENSION_PORT, duration_ms=500)
     trunk = sipp("uas_answer.xml", TRUNK_PORT, duration_ms=100)
     c2c = await service.create(extension="1001", dial_first="contact")
-    status, body, _ = await _connect(service, c2c["id"], blocking="true")
+    status, body, _ = await connect(service, c2c["id"], blocking="true")
     assert (status, body["data"]["result"]) == (200, "success"), body
     assert trunk.wait_for_invite().timestamp <= agent.wait_for_invite().timestamp
-    (item,) = await _history(service, c2c["id"])
+    (item,) = await history(service, c2c["id"])
     assert item["dial_first"] == "contact"
 
 
@@ -122,14 +77,14 @@ async def test_extension_not_answering(service: Api, sipp: Callable[..., Sipp]) 
     agent = sipp("uas_ring_no_answer.xml", EXTENSION_PORT)
     trunk = sipp("uas_answer.xml", TRUNK_PORT)
     c2c = await service.create(extension="1001", timeout=2)
-    status, body, _ = await _connect(service, c2c["id"], blocking=True)
+    status, body, _ = await connect(service, c2c["id"], blocking=True)
     assert status == 200
     item = body["data"]
     assert (item["result"], item["cause"], item["failed_leg"]) == (
         "error", "NO_ANSWER", "extension")
     agent.wait_for_request("CANCEL")
     assert trunk.invites() == []
-    (stored,) = await _history(service, c2c["id"])
+    (stored,) = await history(service, c2c["id"])
     assert stored["call_id"] == item["call_id"]
 
 
@@ -137,7 +92,7 @@ async def test_contact_busy(service: Api, sipp: Callable[..., Sipp]) -> None:
     agent = sipp("uas_answer.xml", EXTENSION_PORT)
     sipp("uas_busy.xml", TRUNK_PORT)
     c2c = await service.create(extension="1001")
-    status, body, _ = await _connect(service, c2c["id"], blocking=True)
+    status, body, _ = await connect(service, c2c["id"], blocking=True)
     item = body["data"]
     assert (status, item["result"], item["cause"], item["failed_leg"]) == (
         200, "error", "USER_BUSY", "contact")
@@ -149,11 +104,11 @@ async def test_refused_contacts_place_no_call(service: Api, sipp: Callable[..., 
     trunk = sipp("uas_answer.xml", TRUNK_PORT)
     c2c = await service.create(extension="1001", whitelist=["^\\+1"])
     for contact in (CONTACT, "+1415&PJSIP/1002", "+1415555\r\n1234", "sip:x@evil"):
-        status, _, _ = await _connect(service, c2c["id"], contact)
+        status, _, _ = await connect(service, c2c["id"], contact)
         assert status == 400
     await asyncio.sleep(0.5)
     assert agent.invites() == [] and trunk.invites() == []
-    assert await _history(service, c2c["id"], count=1, wait=0) == []
+    assert await history(service, c2c["id"], count=1, wait=0) == []
 
 
 async def test_non_blocking_answers_202_with_plan(
@@ -162,12 +117,12 @@ async def test_non_blocking_answers_202_with_plan(
     sipp("uas_answer.xml", EXTENSION_PORT, duration_ms=100)
     sipp("uas_answer_then_bye.xml", TRUNK_PORT, duration_ms=300)
     c2c = await service.create(extension="1001")
-    status, body, _ = await _connect(service, c2c["id"])
+    status, body, _ = await connect(service, c2c["id"])
     assert status == 202
     plan = body["data"]
     assert plan["outbound_call_id"].startswith(f"c2c-{c2c['id']}-")
     assert plan["custom_channel_vars"]["from_uri"] == "1001@pbx.test"
-    (item,) = await _history(service, c2c["id"])
+    (item,) = await history(service, c2c["id"])
     assert item["call_id"] == plan["outbound_call_id"]
 
 
@@ -180,6 +135,6 @@ async def test_call_from_the_dialplan(service: Api, sipp: Callable[..., Sipp]) -
     # SIPp's waits block: in a thread, so the service (on this event loop) keeps running.
     invite = await asyncio.to_thread(trunk.wait_for_invite, 10)
     assert invite.request_user == CONTACT
-    (item,) = await _history(service, c2c["id"])
+    (item,) = await history(service, c2c["id"])
     assert item["trigger"] == "dialplan"
     phone.stop()

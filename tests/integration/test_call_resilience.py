@@ -1,0 +1,228 @@
+"""Calls under stress: early media, channel variables, a graceful stop, a crash of the
+service, and an Asterisk restart in the middle of a call."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from c2c_ari import localasterisk
+from c2c_ari.app import STASIS, create_app
+from c2c_ari.config import Settings
+from c2c_ari.localasterisk import AriInfo
+from tests.conftest import Api, sign_in
+from tests.helpers.sipp import Sipp
+from tests.integration.service import (
+    CONTACT,
+    EXTENSION_PORT,
+    TRUNK_PORT,
+    ari_get,
+    connect,
+    history,
+    nothing_left,
+)
+from tests.test_service_process import CLI, _free_port, _http
+
+pytestmark = pytest.mark.asterisk
+
+
+async def test_early_media_bridges_the_first_leg_before_dialling(
+    service: Api, sipp: Callable[..., Sipp], asterisk: AriInfo
+) -> None:
+    sipp("uas_answer.xml", EXTENSION_PORT)
+    trunk = sipp("uas_ring_no_answer.xml", TRUNK_PORT)
+    c2c = await service.create(extension="1001", timeout=3,
+                               media={"ignore_early_media": False})
+    status, body, _ = await connect(service, c2c["id"])
+    assert status == 202
+    call_id = body["data"]["outbound_call_id"]
+    await asyncio.to_thread(trunk.wait_for_invite, 10)
+    # While the contact still rings, both legs already share the call's bridge, so the
+    # extension hears whatever the far end plays before answering.
+    bridges = await ari_get(asterisk, "/bridges")
+    assert [sorted(b["channels"]) for b in bridges if b["id"] == f"{call_id}-bridge"] == [
+        [f"{call_id}-contact", f"{call_id}-ext"]]
+    ringing = await ari_get(asterisk, f"/channels/{call_id}-contact")
+    assert ringing["state"] != "Up"
+    (item,) = await history(service, c2c["id"])
+    assert (item["result"], item["cause"], item["failed_leg"]) == (
+        "error", "NO_ANSWER", "contact")
+
+
+async def test_custom_application_vars_become_channel_variables(
+    service: Api, sipp: Callable[..., Sipp], asterisk: AriInfo
+) -> None:
+    sipp("uas_answer.xml", EXTENSION_PORT)
+    sipp("uas_answer.xml", TRUNK_PORT)
+    c2c = await service.create(extension="1001", custom_application_vars={"campaign": "spring"})
+    status, body, _ = await connect(service, c2c["id"], blocking=True,
+                                    custom_application_vars={"ref": "42"})
+    assert (status, body["data"]["result"]) == (200, "success")
+    channel = f"{body['data']['call_id']}-contact"
+    for name, value in (("CAV_campaign", "spring"), ("CAV_ref", "42"),
+                        ("C2C_CALL_ID", body["data"]["call_id"])):
+        answer = await ari_get(asterisk, f"/channels/{channel}/variable?variable={name}")
+        assert answer["value"] == value
+    # Both parties still talking; the fixture's teardown (a graceful stop) must hang up.
+
+
+async def test_graceful_stop_hangs_up_and_records_calls_in_flight(
+    aiohttp_client, asterisk: AriInfo, sipp: Callable[..., Sipp], tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    agent = sipp("uas_answer.xml", EXTENSION_PORT)
+    sipp("uas_answer.xml", TRUNK_PORT)
+    settings = Settings(data_dir=tmp_path, ari_url=asterisk.url, ari_user=asterisk.user,
+                        ari_password=asterisk.password)
+    client = await aiohttp_client(create_app(settings))
+    await asyncio.wait_for(client.app[STASIS].events.wait_connected(), 20)
+    api = await sign_in(client)
+    c2c = await api.create(extension="1001")
+    status, body, _ = await connect(api, c2c["id"], blocking=True)
+    assert (status, body["data"]["result"]) == (200, "success")
+    await client.close()
+
+    assert await nothing_left(asterisk) == ([], [])
+    await asyncio.to_thread(agent.wait_for_request, "BYE")
+    restarted = await aiohttp_client(create_app(
+        Settings(data_dir=tmp_path, ari_url="off")))
+    api.client = restarted
+    (item,) = await history(api, c2c["id"], wait=0)
+    assert (item["result"], item["cause"]) == ("error", "SERVICE_STOPPED")
+    assert "answered_at" in item and "ended_at" in item
+
+
+@pytest.fixture
+def service_process(asterisk: AriInfo, tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen]]:
+    """Start `c2c-ari serve` as its own process (as often as a test likes); all stopped after."""
+    procs: list[subprocess.Popen] = []
+    port = _free_port()
+    env = {**os.environ, "C2C_ARI_URL": asterisk.url, "C2C_ARI_USER": asterisk.user,
+           "C2C_ARI_PASSWORD": asterisk.password, "C2C_ARI_PORT": str(port),
+           "C2C_ARI_DATA_DIR": str(tmp_path)}
+
+    def start() -> subprocess.Popen:
+        proc = subprocess.Popen([*CLI, "serve"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        procs.append(proc)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                _http("GET", f"http://127.0.0.1:{port}/v2/schemas")
+                return proc
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the service did not start") from None
+                time.sleep(0.1)
+
+    start.port = port  # type: ignore[attr-defined]
+    start.env = env  # type: ignore[attr-defined]
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=15)
+
+
+def test_crash_of_the_service_is_recorded_at_next_start(
+    service_process: Callable[[], subprocess.Popen], sipp: Callable[..., Sipp],
+    asterisk: AriInfo,
+) -> None:
+    sipp("uas_answer.xml", EXTENSION_PORT)
+    sipp("uas_answer.xml", TRUNK_PORT)
+    account = json.loads(subprocess.run(
+        [*CLI, "accounts", "create", "--name", "A", "--realm", "a.example"],
+        env=service_process.env, check=True, capture_output=True, text=True,  # type: ignore[attr-defined]
+    ).stdout)
+    url = f"http://127.0.0.1:{service_process.port}"  # type: ignore[attr-defined]
+    first = service_process()
+    token = _http("PUT", f"{url}/v2/api_auth", {"api_key": account["api_key"]})[1]["auth_token"]
+    base = f"{url}/v2/accounts/{account['account_id']}/clicktocall"
+    c2c_id = _http("PUT", base, {"name": "S", "extension": "1001"}, token)[1]["data"]["id"]
+    status, body = _http("POST", f"{base}/{c2c_id}/connect",
+                         {"contact": CONTACT, "blocking": True}, token)
+    assert (status, body["data"]["result"]) == (200, "success")
+    call_id = body["data"]["call_id"]
+
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    channels, _ = asyncio.run(nothing_left(asterisk))
+    assert {c["id"] for c in channels} == {f"{call_id}-ext", f"{call_id}-contact"}
+
+    service_process()
+    deadline = time.monotonic() + 20
+    while True:
+        items = _http("GET", f"{base}/{c2c_id}/history", token=token)[1]["data"]
+        if items or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert [(i["call_id"], i["result"], i["cause"]) for i in items] == [
+        (call_id, "error", "SERVICE_RESTART")]
+    assert asyncio.run(nothing_left(asterisk)) == ([], [])
+
+
+async def test_asterisk_restart_during_a_call(
+    service: Api, sipp: Callable[..., Sipp], asterisk: AriInfo
+) -> None:
+    if os.environ.get("C2C_ARI_URL"):
+        pytest.skip("needs the local Asterisk, which the test restarts")
+    sipp("uas_answer.xml", EXTENSION_PORT)
+    sipp("uas_answer.xml", TRUNK_PORT)
+    c2c = await service.create(extension="1001")
+    status, body, _ = await connect(service, c2c["id"], blocking=True)
+    assert (status, body["data"]["result"]) == (200, "success")
+    events = service.client.app[STASIS].events
+    before = events.connections
+
+    await asyncio.to_thread(localasterisk.ensure_running, None, True)
+
+    deadline = time.monotonic() + 30
+    while events.connections == before or not events.connected:
+        assert time.monotonic() < deadline, "the service did not reconnect to ARI"
+        await asyncio.sleep(0.1)
+    (item,) = await history(service, c2c["id"])
+    assert (item["result"], item["cause"]) == ("error", "ASTERISK_SHUTDOWN")
+    assert item["call_id"] == body["data"]["call_id"]
+
+    status, body, _ = await connect(service, c2c["id"], blocking=True)
+    assert (status, body["data"]["result"]) == (200, "success")
+
+
+async def test_asterisk_crash_during_a_call_is_found_by_the_resync(
+    service: Api, sipp: Callable[..., Sipp], asterisk: AriInfo
+) -> None:
+    if os.environ.get("C2C_ARI_URL"):
+        pytest.skip("needs the local Asterisk, which the test kills")
+    sipp("uas_answer.xml", EXTENSION_PORT)
+    sipp("uas_answer.xml", TRUNK_PORT)
+    c2c = await service.create(extension="1001")
+    status, body, _ = await connect(service, c2c["id"], blocking=True)
+    assert (status, body["data"]["result"]) == (200, "success")
+    events = service.client.app[STASIS].events
+    before = events.connections
+
+    pid = localasterisk.running_pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)  # no events at all: only the re-sync can tell
+    deadline = time.monotonic() + 10
+    while localasterisk.running_pid() is not None:
+        assert time.monotonic() < deadline, "Asterisk survived SIGKILL"
+        await asyncio.sleep(0.05)
+    await asyncio.to_thread(localasterisk.ensure_running)
+
+    deadline = time.monotonic() + 30
+    while events.connections == before or not events.connected:
+        assert time.monotonic() < deadline, "the service did not reconnect to ARI"
+        await asyncio.sleep(0.1)
+    (item,) = await history(service, c2c["id"])
+    assert (item["result"], item["cause"]) == ("error", "CHANNEL_LOST")
+
+    status, body, _ = await connect(service, c2c["id"], blocking=True)
+    assert (status, body["data"]["result"]) == (200, "success")
