@@ -128,13 +128,33 @@ async def test_non_blocking_answers_202_with_plan(
 
 async def test_call_from_the_dialplan(service: Api, sipp: Callable[..., Sipp]) -> None:
     trunk = sipp("uas_answer_then_bye.xml", TRUNK_PORT, duration_ms=500)
-    c2c = await service.create(extension="1002")
+    c2c = await service.create(
+        extension="1002",
+        custom_sip_headers={"in": {"X-From-Phone": "yes"}, "out": {"X-C2C": "out"}},
+    )
     phone = sipp("uac_call.xml", PHONE_PORT, remote="127.0.0.1:5060",
                  service=f"*77*{c2c['id']}*{CONTACT}", duration_ms=5000, max_calls=1,
                  keys={"from_user": "1002"})
     # SIPp's waits block: in a thread, so the service (on this event loop) keeps running.
     invite = await asyncio.to_thread(trunk.wait_for_invite, 10)
     assert invite.request_user == CONTACT
+    # A call that came in from a phone carries the `in` headers as well as `out`.
+    assert invite.header("X-From-Phone") == "yes"
+    assert invite.header("X-C2C") == "out"
     (item,) = await history(service, c2c["id"])
-    assert item["trigger"] == "dialplan"
+    assert (item["trigger"], item["result"]) == ("dialplan", "success")
+    assert item["contact"] == CONTACT
     phone.stop()
+
+
+async def test_dialplan_call_refused_by_the_whitelist(
+    service: Api, sipp: Callable[..., Sipp]
+) -> None:
+    trunk = sipp("uas_answer.xml", TRUNK_PORT)
+    c2c = await service.create(extension="1002", whitelist=["^\\+1"])
+    phone = sipp("uac_call.xml", PHONE_PORT, remote="127.0.0.1:5060",
+                 service=f"*77*{c2c['id']}*{CONTACT}", duration_ms=1000, max_calls=1,
+                 keys={"from_user": "1002"})
+    await asyncio.to_thread(phone.wait, 15)
+    assert trunk.invites() == []
+    assert await history(service, c2c["id"], wait=0) == []
