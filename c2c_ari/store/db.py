@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
+
+_T = TypeVar("_T")
 
 # Each entry moves the schema from version i to i + 1 (PRAGMA user_version); never edit one
 # that has shipped, append a new one.
@@ -71,37 +75,64 @@ class _Write:
     done: asyncio.Future[int]
 
 
+_PRAGMAS = (
+    # WAL lets readers proceed during writes; NORMAL is durable across process crashes (only an
+    # OS crash can lose the last commits). busy_timeout covers a second process (the CLI
+    # creating an account) writing at the same time. All but journal_mode are per connection.
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=5000",
+)
+
+
+def _connect_writer(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)  # usable only in the thread that made it
+    # temp_store=MEMORY: the savepoint of `_write_run` keeps the pages it may have to undo in
+    # memory instead of a temporary file created and deleted for every commit (a batch easily
+    # passes SQLite's 64 KiB in-memory threshold). Those pages only serve ROLLBACK TO within
+    # the transaction; crash safety is the WAL's business and does not change.
+    for pragma in (*_PRAGMAS, "PRAGMA temp_store=MEMORY"):
+        conn.execute(pragma)
+    return conn
+
+
 class Database:
-    """Owns the connection. Writes are group-committed: every write queued while the previous
-    commit ran goes into the next transaction together, so a burst of requests pays for one
-    commit instead of one each, and each caller still returns only once its write is durable.
-    Reads run directly and see the writes of this connection."""
+    """Owns the file. Reads go through one aiosqlite connection. Writes go through a second,
+    plain sqlite3 connection that lives in a thread of its own, and are group-committed:
+    every write queued while the previous commit ran goes into the next transaction together,
+    and the whole transaction (BEGIN, the writes, COMMIT) is one call into that thread. So a
+    burst of requests pays for one commit and one thread hand-off instead of one each, and
+    each caller still returns only once its write is durable. Reads see committed data only,
+    which includes every write whose caller has returned."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn: aiosqlite.Connection | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._writer_conn: sqlite3.Connection | None = None
         self._queue: list[_Write] = []
         self._flusher: asyncio.Task[None] | None = None
 
     async def open(self) -> Database:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = await aiosqlite.connect(self.path, isolation_level=None)
-        # WAL lets readers proceed during writes; NORMAL is durable across process crashes
-        # (only an OS crash can lose the last commits). busy_timeout covers a second process
-        # (the CLI creating an account) writing at the same time.
-        for pragma in (
-            "PRAGMA journal_mode=WAL",
-            "PRAGMA synchronous=NORMAL",
-            "PRAGMA foreign_keys=ON",
-            "PRAGMA busy_timeout=5000",
-        ):
+        for pragma in _PRAGMAS:
             await self._conn.execute(pragma)
         await self._migrate()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._writer_conn = await self._in_writer(_connect_writer, self.path)
         return self
 
     async def close(self) -> None:
         if self._flusher is not None:
             await asyncio.wait({self._flusher})
+        if self._writer is not None:
+            if self._writer_conn is not None:
+                await self._in_writer(self._writer_conn.close)
+                self._writer_conn = None
+            self._writer.shutdown()
+            self._writer = None
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
@@ -117,6 +148,11 @@ class Database:
         if self._conn is None:
             raise RuntimeError("database is not open")
         return self._conn
+
+    async def _in_writer(self, fn: Callable[..., _T], *args: Any) -> _T:
+        if self._writer is None:
+            raise RuntimeError("database is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
 
     async def fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
         rows = await self.conn.execute_fetchall(sql, params)
@@ -144,48 +180,19 @@ class Database:
         while self._queue:
             batch, self._queue = self._queue, []
             try:
-                await self.conn.execute("BEGIN IMMEDIATE")
-            except Exception as exc:  # every waiting caller must hear of it
-                _fail(batch, exc)
-                continue
-            results: list[tuple[_Write, int | BaseException]] = []
-            for run in _runs(batch):
-                results += await self._write_run(run)
-            try:
-                await self.conn.execute("COMMIT")
-            except Exception as exc:
-                with contextlib.suppress(Exception):
-                    await self.conn.execute("ROLLBACK")
-                _fail(batch, exc)
-                continue
-            for write, outcome in results:
-                if write.done.done():
+                conn = self._writer_conn
+                if conn is None:
+                    raise RuntimeError("database is not open")
+                outcomes = await self._in_writer(_commit, conn, batch)
+            except Exception as exc:  # the transaction failed: every waiting caller hears it
+                outcomes = [exc] * len(batch)
+            for write, outcome in zip(batch, outcomes, strict=True):
+                if write.done.done():  # the caller was cancelled
                     continue
                 if isinstance(outcome, BaseException):
                     write.done.set_exception(outcome)
                 else:
                     write.done.set_result(outcome)
-
-    async def _write_run(self, run: list[_Write]) -> list[tuple[_Write, int | BaseException]]:
-        if len(run) > 1 and run[0].batchable:
-            # A savepoint, so that a failing row undoes the whole executemany and the rows
-            # can be retried one by one, each with its own outcome.
-            await self.conn.execute("SAVEPOINT many")
-            try:
-                await self.conn.executemany(run[0].sql, [w.params for w in run])
-                await self.conn.execute("RELEASE many")
-                return [(w, 1) for w in run]
-            except sqlite3.Error:
-                await self.conn.execute("ROLLBACK TO many")
-                await self.conn.execute("RELEASE many")
-        out: list[tuple[_Write, int | BaseException]] = []
-        for write in run:
-            try:
-                cursor = await self.conn.execute(write.sql, write.params)
-                out.append((write, cursor.rowcount))
-            except sqlite3.Error as exc:
-                out.append((write, exc))
-        return out
 
     async def _migrate(self) -> None:
         (version,) = await self.fetchone("PRAGMA user_version") or (0,)
@@ -195,6 +202,53 @@ class Database:
             await self.conn.executescript(
                 f"BEGIN; {MIGRATIONS[index]} PRAGMA user_version = {index + 1}; COMMIT;"
             )
+
+
+# --- run in the writer thread: plain sqlite3 calls on the writer connection ------------------
+
+
+def _commit(conn: sqlite3.Connection, batch: list[_Write]) -> list[int | Exception]:
+    """One transaction holding every write of `batch`: each write's changed-row count, or the
+    error that statement alone raised (its statement undone, the others kept). An error that
+    ends the transaction (BEGIN, COMMIT, a full disk) is raised: then nothing was stored.
+
+    Only `sql`, `params` and `batchable` of each write are read here; the futures belong to
+    the event loop's thread."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        outcomes: list[int | Exception] = []
+        for run in _runs(batch):
+            outcomes += _write_run(conn, run)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
+def _write_run(conn: sqlite3.Connection, run: list[_Write]) -> list[int | Exception]:
+    if len(run) > 1 and run[0].batchable:
+        # A savepoint, so that a failing row undoes the whole executemany and the rows can be
+        # retried one by one, each with its own outcome.
+        conn.execute("SAVEPOINT many")
+        try:
+            conn.executemany(run[0].sql, [w.params for w in run])
+            conn.execute("RELEASE many")
+            return [1] * len(run)
+        except sqlite3.Error:
+            conn.execute("ROLLBACK TO many")
+            conn.execute("RELEASE many")
+    out: list[int | Exception] = []
+    for write in run:
+        try:
+            out.append(conn.execute(write.sql, write.params).rowcount)
+        except sqlite3.Error as exc:
+            if not conn.in_transaction:  # SQLite gave up the whole transaction (disk full...)
+                raise
+            out.append(exc)  # SQLite undid this statement only; the transaction goes on
+    return out
 
 
 def _runs(batch: list[_Write]) -> list[list[_Write]]:
@@ -207,8 +261,3 @@ def _runs(batch: list[_Write]) -> list[list[_Write]]:
             runs.append([write])
     return runs
 
-
-def _fail(batch: list[_Write], exc: BaseException) -> None:
-    for write in batch:
-        if not write.done.done():
-            write.done.set_exception(exc)
