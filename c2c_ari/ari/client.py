@@ -471,6 +471,18 @@ class AriClient:
         """`GET /bridges`: every bridge Asterisk has."""
         return (await self._request("GET", ("bridges",), idempotent=True)).body
 
+    # ------------------------------------------------------------------ applications
+
+    async def set_event_filter(self, allowed: Sequence[str], app: str | None = None) -> None:
+        """`PUT /applications/{app}/eventFilter`: send only these event types to `app`.
+
+        Both lists are set, so that no older `disallowed` list lingers."""
+        await self._request(
+            "PUT", ("applications", app or self.app, "eventFilter"),
+            body={"allowed": [{"type": kind} for kind in allowed], "disallowed": []},
+            idempotent=True,
+        )
+
     # ------------------------------------------------------------------ transport
 
     def _url(self, *segments: str) -> URL:

@@ -16,7 +16,7 @@ from c2c_ari.domain.connect import ConnectAttempt, ConnectRequest, ConnectResult
 from c2c_ari.domain.errors import CallsUnavailable, DomainError
 from c2c_ari.domain.history import HistoryRecorder
 from c2c_ari.domain.plan import build_plan
-from c2c_ari.stasis.call import Call
+from c2c_ari.stasis.call import EVENT_TYPES, Call
 from c2c_ari.store import ActiveCall
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,8 @@ class StasisApp:
         self.recorder = recorder
         self.extension_endpoint = extension_endpoint
         self.contact_endpoint = contact_endpoint
-        self.events = AriEvents(ari, self._on_event, on_connected=self._resync)
+        self.events = AriEvents(ari, self._on_event, on_connected=self._resync,
+                                event_types=EVENT_TYPES)
         self.calls: dict[str, Call] = {}  # by channel id, both legs
         self._tasks: set[asyncio.Task[Any]] = set()
         self._dialplan: tuple[ConnectService, ClickToCallService, AccountService] | None = None
@@ -104,10 +105,15 @@ class StasisApp:
         for channel_id in call.channel_ids:
             self.calls[channel_id] = call
         call.on_state = self._progress
+        # Durable before the call can exist in Asterisk: a crash from here on leaves a row
+        # that the next start turns into history.
         await self._progress(call)
         task = asyncio.create_task(self._run(call), name=call.plan.call_id)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        # One pass of the event loop: the call sends its first request to Asterisk now, ahead
+        # of the answer to this connect, which the caller waits for less than for the call.
+        await asyncio.sleep(0)
 
     async def _progress(self, call: Call) -> None:
         """Keep the in-flight row current, so a crash still tells whether it was answered."""

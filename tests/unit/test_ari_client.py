@@ -835,3 +835,65 @@ async def test_stop_from_inside_a_handler(
         await asyncio.wait({task})
     assert task.cancelled()
     assert handled == ["Quit"]
+
+
+# ---------------------------------------------------------------------------- event filter
+
+FILTER_PATH = f"/ari/applications/{APP}/eventFilter"
+
+
+async def test_event_filter_is_set_after_every_connect_before_the_resync(
+    fake: FakeAri, client: AriClient, fake_time: FakeTime
+) -> None:
+    rec = Recorder()
+    filters_at_resync: list[int] = []
+
+    async def on_connected() -> None:
+        filters_at_resync.append(sum(r.path == FILTER_PATH for r in fake.requests))
+        await rec.on_connected()
+
+    events = AriEvents(client, rec.on_event, on_connected=on_connected, sleep=fake_time.sleep,
+                       event_types=["StasisStart", "ChannelDestroyed", "StasisStart"])
+    await events.start()
+    try:
+        await rec.until(lambda: rec.log == ["connected"])
+        await fake.drop_websockets()
+        await rec.until(lambda: rec.log.count("connected") == 2)
+    finally:
+        await events.stop()
+    assert filters_at_resync == [1, 2]
+    for seen in fake.requests:
+        assert (seen.method, seen.path, seen.auth) == ("PUT", FILTER_PATH, AUTH)
+        # Both lists, so that a disallowed list set by someone else does not linger.
+        assert seen.body == {"allowed": [{"type": "ChannelDestroyed"}, {"type": "StasisStart"}],
+                             "disallowed": []}
+
+
+async def test_refused_event_filter_still_delivers_every_event(
+    fake: FakeAri, client: AriClient, fake_time: FakeTime, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.then("PUT", FILTER_PATH, (404, {"message": "Application not found"}))
+    rec = Recorder()
+    events = make_events(client, rec, fake_time, event_types=["StasisStart"])
+    await events.start()
+    try:
+        await rec.until(lambda: rec.log == ["connected"])
+        await fake.send({"type": "ChannelVarset"}, {"type": "StasisStart"})
+        await rec.until(lambda: "StasisStart" in rec.log)
+    finally:
+        await events.stop()
+    assert rec.log[:3] == ["connected", "ChannelVarset", "StasisStart"]
+    assert "event filter failed" in caplog.text
+
+
+async def test_no_event_filter_unless_asked(
+    fake: FakeAri, client: AriClient, fake_time: FakeTime
+) -> None:
+    rec = Recorder()
+    events = make_events(client, rec, fake_time)
+    await events.start()
+    try:
+        await rec.until(lambda: rec.log == ["connected"])
+    finally:
+        await events.stop()
+    assert fake.requests == []

@@ -1,0 +1,129 @@
+"""The Stasis app's call flow against a scripted stand-in for ARI and for the history store:
+what is written when, relative to what Asterisk is asked to do."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from c2c_ari.domain.connect import ConnectAttempt
+from c2c_ari.stasis.app import StasisApp
+from c2c_ari.store import AccountRecord, ActiveCall
+
+ACCOUNT = AccountRecord(id="a" * 32, name="Acme", realm="acme.example", created=0.0)
+CLICKTOCALL = {"id": "b" * 32, "name": "Sales", "extension": "1001"}
+
+
+class Log:
+    """One list of everything that happened, in order, across the fakes."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, Any]] = []
+        self.changed = asyncio.Event()
+
+    def add(self, name: str, data: Any) -> None:
+        self.entries.append((name, data))
+        self.changed.set()
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.entries]
+
+    async def until(self, name: str, count: int = 1) -> None:
+        async with asyncio.timeout(2):
+            while self.names().count(name) < count:
+                self.changed.clear()
+                await self.changed.wait()
+
+
+class FakeAri:
+    """Answers every request; an originated leg answers at once (its StasisStart follows)."""
+
+    app = "c2c-ari"
+
+    def __init__(self, log: Log) -> None:
+        self.log = log
+        self.stasis: StasisApp | None = None
+
+    def _event(self, kind: str, channel_id: str, **extra: Any) -> None:
+        assert self.stasis is not None
+        event = {"type": kind, "channel": {"id": channel_id, "state": "Up"}, **extra}
+        asyncio.get_running_loop().call_soon(
+            lambda: asyncio.ensure_future(self.stasis._on_event(event)))  # type: ignore[union-attr]
+
+    async def originate(self, endpoint: str, *, channel_id: str, **_: Any) -> dict[str, Any]:
+        self.log.add("originate", channel_id)
+        self._event("StasisStart", channel_id)
+        return {"id": channel_id}
+
+    async def ring(self, channel_id: str) -> None:
+        self.log.add("ring", channel_id)
+
+    async def ring_stop(self, channel_id: str) -> None:
+        self.log.add("ring_stop", channel_id)
+
+    async def create_bridge(self, bridge_id: str, type: str = "mixing") -> dict[str, Any]:
+        self.log.add("create_bridge", bridge_id)
+        return {"id": bridge_id}
+
+    async def add_channel(self, bridge_id: str, channel_ids: Any, **_: Any) -> None:
+        self.log.add("add_channel", tuple(channel_ids))
+
+    async def hangup(self, channel_id: str, reason: str | None = None) -> bool:
+        self.log.add("hangup", channel_id)
+        self._event("ChannelDestroyed", channel_id, cause=16)
+        return True
+
+    async def destroy_bridge(self, bridge_id: str) -> bool:
+        self.log.add("destroy_bridge", bridge_id)
+        return True
+
+
+class FakeRecorder:
+    """A history store whose writes take a few event-loop passes to become durable."""
+
+    def __init__(self, log: Log) -> None:
+        self.log = log
+
+    async def started(self, call: ActiveCall) -> None:
+        for _ in range(3):
+            await asyncio.sleep(0)
+        self.log.add("in-flight row durable", dict(call.item))
+
+    async def finished(self, call: ActiveCall) -> bool:
+        self.log.add("history", dict(call.item))
+        return True
+
+
+async def test_in_flight_row_is_durable_before_any_originate_and_written_twice() -> None:
+    log = Log()
+    ari = FakeAri(log)
+    stasis = StasisApp(ari, FakeRecorder(log),  # type: ignore[arg-type]
+                       extension_endpoint="PJSIP/{extension}",
+                       contact_endpoint="PJSIP/{contact}@trunk")
+    ari.stasis = stasis
+    stasis.events._ready.set()  # as if the events websocket were connected
+
+    result = await stasis.place(ConnectAttempt(
+        account=ACCOUNT, clicktocall=CLICKTOCALL, contact="+15551234567", blocking=False,
+        custom_application_vars={}, client_ip="127.0.0.1", authenticated=True,
+    ))
+    assert result.status == 202
+    call_id = result.data["outbound_call_id"]
+    # The row came first; by the time the connect is answered, the first leg is being dialled.
+    assert log.names() == ["in-flight row durable", "originate"]
+
+    await log.until("in-flight row durable", 2)  # bridged
+    ari._event("ChannelDestroyed", f"{call_id}-contact", cause=16)  # the contact hangs up
+    await log.until("history")
+
+    assert log.names() == [
+        "in-flight row durable", "originate", "ring", "originate", "ring_stop",
+        "create_bridge", "add_channel", "in-flight row durable", "hangup", "destroy_bridge",
+        "history",
+    ]
+    rows = [item for name, item in log.entries if name == "in-flight row durable"]
+    assert [row["result"] for row in rows] == ["error", "success"]  # not answered, then answered
+    assert "answered_at" not in rows[0] and "answered_at" in rows[1]
+    history = log.entries[-1][1]
+    assert (history["call_id"], history["result"]) == (call_id, "success")
+    assert stasis.calls == {}
