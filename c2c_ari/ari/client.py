@@ -214,15 +214,7 @@ class AriClient:
             "originator": originator,
             "formats": formats,
         }
-        _segment(channel_id)
-        body = {"variables": dict(variables)} if variables else None
-        response = await self._request(
-            "POST", ("channels",), params=params, body=body, idempotent=True,
-            resolve_conflict=True,
-        )
-        if response.status == 409:
-            return await self._created_channel(channel_id)
-        return response.body
+        return await self._new_channel(("channels",), params, channel_id, variables)
 
     async def create_channel(
         self,
@@ -249,11 +241,18 @@ class AriClient:
             "originator": originator,
             "formats": formats,
         }
+        return await self._new_channel(("channels", "create"), params, channel_id, variables)
+
+    async def _new_channel(
+        self, path: tuple[str, ...], params: dict[str, Any], channel_id: str,
+        variables: Mapping[str, str] | None,
+    ) -> JsonDict:
+        """POST a new channel with our own id. A repeat after a lost answer that finds the id
+        taken (409) returns the channel the first attempt made."""
         _segment(channel_id)
         body = {"variables": dict(variables)} if variables else None
         response = await self._request(
-            "POST", ("channels", "create"), params=params, body=body, idempotent=True,
-            resolve_conflict=True,
+            "POST", path, params=params, body=body, idempotent=True, resolve_conflict=True,
         )
         if response.status == 409:
             return await self._created_channel(channel_id)
