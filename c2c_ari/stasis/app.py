@@ -102,12 +102,13 @@ class StasisApp:
         return ConnectResult(202, plan.kazoo_view(attempt.account.realm))
 
     async def _launch(self, call: Call) -> None:
-        for channel_id in call.channel_ids:
-            self.calls[channel_id] = call
         call.on_state = self._progress
         # Durable before the call can exist in Asterisk: a crash from here on leaves a row
         # that the next start turns into history.
         await self._progress(call)
+        # Known before the first request to Asterisk, whose events may beat its answer.
+        for channel_id in call.channel_ids:
+            self.calls[channel_id] = call
         task = asyncio.create_task(self._run(call), name=call.plan.call_id)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
