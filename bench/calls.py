@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, WSMsgType, encode_basic_auth
+from common import BenchError, free_port, http, log
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # for the SIPp helpers of the tests
@@ -82,12 +83,6 @@ DNS_PITFALL_S = 4.0  # a leg this slow to reach SIPp smells of the 5 s DNS timeo
 TAIL_INTERVAL = 0.01  # seconds between reads of the agent's SIPp message log
 
 
-class BenchError(Exception):
-    """A setup step that did not work, or a run that cannot be measured."""
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -137,11 +132,6 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 def stop_pid(proc: subprocess.Popen[Any] | None) -> None:
     """SIGTERM a process this bench started, by its pid; SIGKILL if it lingers."""
@@ -164,24 +154,6 @@ def service_env(info: localasterisk.AriInfo) -> dict[str, str]:
     env.update(C2C_ARI_URL=info.url, C2C_ARI_USER=info.user, C2C_ARI_PASSWORD=info.password)
     return env
 
-
-def http(
-    method: str, url: str, body: Any = None, token: str | None = None, expect: int = 200
-) -> bytes:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["X-Auth-Token"] = token
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(request, timeout=60) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read()
-    if status != expect:
-        raise BenchError(f"{method} {url} answered {status}, not {expect}: {raw[:300]!r}")
-    return raw
 
 
 @dataclass

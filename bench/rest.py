@@ -35,13 +35,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+from common import BenchError, free_port, http, log
 
 GET_TARGET = 0.5  # service/bare requests per second, GET of one click-to-call
 PUT_TARGET = 0.2  # service/bare requests per second, PUT create
@@ -53,12 +52,6 @@ BENCH_CONFIG = 'ari_url = "off"\n'
 CREATE_BODY = {"data": {"name": "Sales", "extension": "1001", "whitelist": ["^\\+1"]}}
 
 
-class BenchError(Exception):
-    """A failed request or a setup step that did not work: the run is meaningless."""
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 # --- the baseline: a bare aiohttp app, started as `rest.py --bare-server` ------------------
@@ -170,31 +163,9 @@ class Server:
                 self.proc.wait(timeout=10)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 # --- talking to the service ----------------------------------------------------------------
 
-
-def http(
-    method: str, url: str, body: Any = None, token: str | None = None, expect: int = 200
-) -> bytes:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["X-Auth-Token"] = token
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read()
-    if status != expect:
-        raise BenchError(f"{method} {url} answered {status}, not {expect}: {raw[:300]!r}")
-    return raw
 
 
 @dataclass
