@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from c2c_ari import localasterisk
-from c2c_ari.api import auth, clicktocall, schemas
+from c2c_ari.api import auth, clicktocall, openapi, schemas
 from c2c_ari.api.context import CONTEXT, ApiContext
 from c2c_ari.api.envelope import NODE_KEY, node_hash
 from c2c_ari.api.errors import kazoo_errors
@@ -95,4 +95,5 @@ def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Appl
     auth.add_routes(app)
     schemas.add_routes(app)
     clicktocall.add_routes(app)
+    openapi.add_routes(app)
     return app
