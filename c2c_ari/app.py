@@ -14,6 +14,7 @@ from c2c_ari.api.errors import kazoo_errors
 from c2c_ari.ari import AriClient
 from c2c_ari.config import Settings
 from c2c_ari.domain.accounts import AccountService
+from c2c_ari.domain.calls import CallsService, LiveCalls, NoLiveCalls
 from c2c_ari.domain.clicktocalls import ClickToCallService
 from c2c_ari.domain.connect import CallPlacer, ConnectService, NoCallPlacer
 from c2c_ari.domain.history import HistoryRecorder
@@ -47,7 +48,8 @@ def ari_client(settings: Settings) -> AriClient | None:
 
 
 def build_services(
-    settings: Settings, db: Database, placer: CallPlacer | None = None
+    settings: Settings, db: Database, placer: CallPlacer | None = None,
+    live: LiveCalls | None = None,
 ) -> ApiContext:
     validator = default_validator()
     clicktocalls = ClickToCallService(ClickToCallStore(db), HistoryStore(db), validator.validate)
@@ -56,6 +58,7 @@ def build_services(
         accounts=AccountService(AccountStore(db), settings.token_ttl),
         clicktocalls=clicktocalls,
         connect=ConnectService(clicktocalls, Throttle(), placer or NoCallPlacer()),
+        calls=CallsService(clicktocalls, live or NoLiveCalls()),
         schemas=load_schemas(),
         validate=validator.validate,
     )
@@ -79,7 +82,7 @@ def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Appl
                 extension_endpoint=settings.extension_endpoint,
                 contact_endpoint=settings.contact_endpoint,
             )
-        services = build_services(settings, db, placer or stasis)
+        services = build_services(settings, db, placer or stasis, stasis)
         app[CONTEXT] = services
         if stasis is not None:
             stasis.accept_dialplan_calls(services.connect, services.clicktocalls,

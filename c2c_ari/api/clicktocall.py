@@ -129,6 +129,22 @@ async def connect(request: web.Request) -> web.Response:
     return success(request, result.data, status=result.status)
 
 
+async def get_call(request: web.Request) -> web.Response:
+    account = await authenticate(request)
+    status = await context(request).calls.status(
+        account.id, request.match_info["c2c_id"], request.match_info["call_id"]
+    )
+    return success(request, status)
+
+
+async def hang_up_call(request: web.Request) -> web.Response:
+    account = await authenticate(request)
+    status = await context(request).calls.hang_up(
+        account.id, request.match_info["c2c_id"], request.match_info["call_id"]
+    )
+    return success(request, status)
+
+
 def add_routes(app: web.Application) -> None:
     item = BASE + "/{c2c_id}"
     app.router.add_get(BASE, list_clicktocalls)
@@ -140,3 +156,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(item + "/history", history)
     app.router.add_get(item + "/connect", connect)
     app.router.add_post(item + "/connect", connect)
+    app.router.add_get(item + "/calls/{call_id}", get_call)
+    app.router.add_delete(item + "/calls/{call_id}", hang_up_call)

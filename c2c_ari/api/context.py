@@ -11,6 +11,7 @@ from aiohttp import web
 from c2c_ari.api.envelope import AUTH_TOKEN
 from c2c_ari.config import Settings
 from c2c_ari.domain.accounts import Account, AccountService
+from c2c_ari.domain.calls import CallsService
 from c2c_ari.domain.clicktocalls import ClickToCallService
 from c2c_ari.domain.connect import ConnectService
 from c2c_ari.domain.errors import NotFound
@@ -22,6 +23,7 @@ class ApiContext:
     accounts: AccountService
     clicktocalls: ClickToCallService
     connect: ConnectService
+    calls: CallsService
     schemas: dict[str, dict[str, Any]]
     validate: Callable[[dict[str, Any], str], dict[str, Any]]
 

@@ -225,6 +225,22 @@ def _envelope_schemas() -> dict[str, Any]:
             "description": "A stored click-to-call: its keys (unknown keys included) and id.",
         },
         "HistoryItem": _history_item(),
+        "CallStatus": {
+            "type": "object",
+            "title": "Call status",
+            "description": "A call in flight (`state` dialing_first, dialing_second or "
+                           "bridged, with each leg's Asterisk channel state), or an ended "
+                           "call (`state` ended plus its history item).",
+            "required": ["call_id", "state"],
+            "properties": {
+                "call_id": _STRING,
+                "state": {"type": "string",
+                          "enum": ["dialing_first", "dialing_second", "bridged", "ended"]},
+                "legs": {"type": "object", "additionalProperties": {
+                    "type": "object",
+                    "properties": {"channel_id": _STRING, "state": _STRING}}},
+            },
+        },
         "OriginatePlan": {
             "type": "object",
             "title": "Originate plan",
@@ -300,6 +316,9 @@ def _parameters(settings_max: int, settings_default: int) -> dict[str, Any]:
                        "schema": _STRING, "description": "The account's id."},
         "c2c_id": {"name": "c2c_id", "in": "path", "required": True, "schema": _STRING,
                    "description": "The click-to-call's id."},
+        "call_id": {"name": "call_id", "in": "path", "required": True, "schema": _STRING,
+                    "description": "A call's id, `c2c-{C2C_ID}-{random}` (connect's "
+                                   "`outbound_call_id` or `call_id`)."},
         "schema_name": {"name": "name", "in": "path", "required": True, "schema": _STRING,
                         "description": "A schema's name, as listed by GET /v2/schemas."},
         "page_size": query("page_size", {"type": "integer", "minimum": 1,
@@ -450,6 +469,17 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                  ("200", "With `blocking`: the call's history item.",
                   _data(_ref("HistoryItem")))),
         errors=(*_BODY_ERRORS, "429", "503"),
+    ),
+    ("GET", _ITEM + "/calls/{call_id}"): Operation(
+        "getCall", "A call's live status (state, legs), or its outcome once ended", "calls",
+        parameters=("account_id", "c2c_id", "call_id"),
+        success=(("200", "The call's status.", _data(_ref("CallStatus"))),),
+    ),
+    ("DELETE", _ITEM + "/calls/{call_id}"): Operation(
+        "hangUpCall", "Hang a call up (an ended call answers its outcome)", "calls",
+        parameters=("account_id", "c2c_id", "call_id"),
+        success=(("200", "The call's outcome (its history item).",
+                  _data(_ref("CallStatus"))),),
     ),
     ("GET", OPENAPI_PATH): Operation(
         "getOpenApi", "This OpenAPI 3.1 document (no envelope)", "meta", auth="none",

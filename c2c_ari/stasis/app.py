@@ -42,6 +42,8 @@ class StasisApp:
         self.events = AriEvents(ari, self._on_event, on_connected=self._resync,
                                 event_types=EVENT_TYPES)
         self.calls: dict[str, Call] = {}  # by channel id, both legs
+        # Calls in flight by call id, with the task that runs each to its history item.
+        self._runs: dict[str, tuple[Call, asyncio.Task[dict[str, Any]]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._dialplan: tuple[ConnectService, ClickToCallService, AccountService] | None = None
 
@@ -111,7 +113,9 @@ class StasisApp:
             self.calls[channel_id] = call
         task = asyncio.create_task(self._run(call), name=call.plan.call_id)
         self._tasks.add(task)
+        self._runs[call.plan.call_id] = (call, task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _t: self._runs.pop(call.plan.call_id, None))
         # One pass of the event loop: the call sends its first request to Asterisk now, ahead
         # of the answer to this connect, which the caller waits for less than for the call.
         await asyncio.sleep(0)
@@ -120,7 +124,7 @@ class StasisApp:
         """Keep the in-flight row current, so a crash still tells whether it was answered."""
         await self.recorder.started(self._active(call, call.provisional_item()))
 
-    async def _run(self, call: Call) -> None:
+    async def _run(self, call: Call) -> dict[str, Any]:
         try:
             item = await call.run()
         except Exception:
@@ -130,6 +134,23 @@ class StasisApp:
             for channel_id in call.channel_ids:
                 self.calls.pop(channel_id, None)
         await asyncio.shield(self.recorder.finished(self._active(call, item)))
+        return item
+
+    # ------------------------------------------------------------------ LiveCalls
+
+    def status(self, call_id: str) -> dict[str, Any] | None:
+        run = self._runs.get(call_id)
+        return None if run is None else run[0].status()
+
+    async def hang_up(self, call_id: str, wait: float = 10.0) -> dict[str, Any] | None:
+        """End a call in flight; its history item once recorded (None: no such live call)."""
+        run = self._runs.get(call_id)
+        if run is None:
+            return None
+        call, task = run
+        call.hang_up()
+        async with asyncio.timeout(wait):
+            return await asyncio.shield(task)
 
     @staticmethod
     def _active(call: Call, item: dict[str, Any]) -> ActiveCall:

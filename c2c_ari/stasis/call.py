@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from c2c_ari.ari import AriClient, AriException
-from c2c_ari.domain.history import cause_name, history_item
+from c2c_ari.domain.history import cause_name, gregorian, history_item
 from c2c_ari.domain.plan import CallPlan, Leg
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,7 @@ class Call:
         self._live: set[str] = set()  # our channels that Asterisk has not destroyed yet
         self._bridge_made = False
         self._asterisk_stopping = False
+        self._leg_states: dict[str, str] = {}  # role -> Asterisk's channel state
         self.on_state: Callable[[Call], Awaitable[None]] | None = None
 
     @property
@@ -98,6 +99,25 @@ class Call:
     def stop(self) -> None:
         """Ask the call to end (graceful stop of the service); it cleans up and records."""
         self.events.put_nowait({"type": "C2CStop"})
+
+    def hang_up(self) -> None:
+        """Ask the call to end because a user said so (DELETE on the call)."""
+        self.events.put_nowait({"type": "C2CHangup"})
+
+    def status(self) -> dict[str, Any]:
+        """The call as it stands: its state and each leg's channel state."""
+        legs = {
+            leg.role: {"channel_id": leg.channel_id,
+                       "state": self._leg_states.get(leg.role, "Down")}
+            for leg in (self.plan.first, self.plan.second)
+        }
+        status = {"call_id": self.plan.call_id, "contact": self.plan.contact,
+                  "extension": self.plan.extension, "dial_first": self.plan.first.role,
+                  "timestamp": gregorian(self.outcome.started), "state": self.state.value,
+                  "legs": legs}
+        if self.outcome.answered is not None:
+            status["answered_at"] = gregorian(self.outcome.answered)
+        return status
 
     def is_live(self, channel_id: str) -> bool:
         """True for a leg that was dialled and has not been destroyed yet."""
@@ -244,6 +264,8 @@ class Call:
         log.debug("call %s %s: %s %s", self.plan.call_id, self.state.value, kind,
                   channel.get("id"))
         role = self._role_of(channel.get("id", ""))
+        if role is not None and "state" in channel:
+            self._leg_states[role] = channel["state"]
         if kind == "ChannelHangupRequest" and event.get("soft") and (
                 event.get("cause") == _SOFTHANGUP_SHUTDOWN):
             self._asterisk_stopping = True
@@ -262,6 +284,10 @@ class Call:
         if kind == "C2CStop":
             # Synthesised by the app on a graceful stop: end the call now, recorded as such.
             raise LegEnded(self._pending_role(), "SERVICE_STOPPED", None)
+        if kind == "C2CHangup":
+            # Synthesised by the app for DELETE on the call: connected, it ends normally;
+            # before that, it is cancelled.
+            raise LegEnded(self._pending_role(), "HANGUP_REQUESTED", None)
         return event
 
     async def _clean_up(self) -> None:

@@ -24,6 +24,12 @@ class HistoryStore:
         )
         return changed == 1
 
+    async def get(self, account_id: str, call_id: str) -> dict[str, Any] | None:
+        row = await self.db.fetchone(
+            "SELECT doc FROM history WHERE call_id = ? AND account_id = ?", (call_id, account_id)
+        )
+        return json.loads(row[0]) if row else None
+
     async def page(
         self,
         account_id: str,

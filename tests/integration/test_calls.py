@@ -158,3 +158,53 @@ async def test_dialplan_call_refused_by_the_whitelist(
     await asyncio.to_thread(phone.wait, 15)
     assert trunk.invites() == []
     assert await history(service, c2c["id"], wait=0) == []
+
+
+async def test_live_status_and_hang_up_of_a_bridged_call(
+    service: Api, sipp: Callable[..., Sipp]
+) -> None:
+    agent = sipp("uas_answer.xml", EXTENSION_PORT)
+    contact = sipp("uas_answer.xml", TRUNK_PORT)
+    c2c = await service.create(extension="1001")
+    status, body, _ = await connect(service, c2c["id"], blocking=True)
+    assert (status, body["data"]["result"]) == (200, "success")
+    call = f"{service.base}/{c2c['id']}/calls/{body['data']['call_id']}"
+
+    status, body, _ = await service.call("GET", call)
+    assert status == 200
+    assert body["data"]["state"] == "bridged"
+    assert {role: leg["state"] for role, leg in body["data"]["legs"].items()} == {
+        "extension": "Up", "contact": "Up"}
+
+    status, body, _ = await service.call("DELETE", call)
+    assert status == 200
+    item = body["data"]
+    assert (item["state"], item["result"], item["hangup_cause"]) == (
+        "ended", "success", "HANGUP_REQUESTED")
+    await asyncio.to_thread(agent.wait_for_request, "BYE")
+    await asyncio.to_thread(contact.wait_for_request, "BYE")
+    status, body, _ = await service.call("GET", call)
+    assert (status, body["data"]["state"]) == (200, "ended")
+    (stored,) = await history(service, c2c["id"])
+    assert stored["call_id"] == item["call_id"]
+
+
+async def test_hang_up_while_the_extension_rings(
+    service: Api, sipp: Callable[..., Sipp]
+) -> None:
+    agent = sipp("uas_ring_no_answer.xml", EXTENSION_PORT)
+    trunk = sipp("uas_answer.xml", TRUNK_PORT)
+    c2c = await service.create(extension="1001", timeout=20)
+    status, body, _ = await connect(service, c2c["id"])
+    assert status == 202
+    call = f"{service.base}/{c2c['id']}/calls/{body['data']['outbound_call_id']}"
+    await asyncio.to_thread(agent.wait_for_invite, 10)
+    status, body, _ = await service.call("GET", call)
+    assert body["data"]["state"] == "dialing_first"
+
+    status, body, _ = await service.call("DELETE", call)
+    item = body["data"]
+    assert (status, item["result"], item["cause"], item["failed_leg"]) == (
+        200, "error", "HANGUP_REQUESTED", "extension")
+    await asyncio.to_thread(agent.wait_for_request, "CANCEL")
+    assert trunk.invites() == []

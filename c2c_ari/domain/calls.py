@@ -1,0 +1,64 @@
+"""Calls of a click-to-call, live or ended: their status, and hanging one up."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from c2c_ari.domain.clicktocalls import ClickToCallService
+from c2c_ari.domain.errors import NotFound
+
+
+class LiveCalls(Protocol):
+    """What the Stasis application knows of calls in flight."""
+
+    def status(self, call_id: str) -> dict[str, Any] | None: ...
+
+    async def hang_up(self, call_id: str) -> dict[str, Any] | None: ...
+
+
+class NoLiveCalls:
+    """Without a Stasis application no call is ever in flight."""
+
+    def status(self, call_id: str) -> dict[str, Any] | None:
+        return None
+
+    async def hang_up(self, call_id: str) -> dict[str, Any] | None:
+        return None
+
+
+def ended(item: dict[str, Any]) -> dict[str, Any]:
+    """The status of a call that is over, from its history item."""
+    return {"state": "ended", **item}
+
+
+class CallsService:
+    def __init__(self, clicktocalls: ClickToCallService, live: LiveCalls) -> None:
+        self.clicktocalls = clicktocalls
+        self.live = live
+
+    async def _check(self, account_id: str, c2c_id: str, call_id: str) -> None:
+        # Call ids are c2c-{C2C_ID}-{random}: one of another click-to-call (or of another
+        # account, whose click-to-call is unknown here) answers as if it did not exist.
+        await self.clicktocalls.get(account_id, c2c_id)
+        if not call_id.startswith(f"c2c-{c2c_id}-") or len(call_id) > 80:
+            raise NotFound(call_id[:80])
+
+    async def status(self, account_id: str, c2c_id: str, call_id: str) -> dict[str, Any]:
+        await self._check(account_id, c2c_id, call_id)
+        live = self.live.status(call_id)
+        if live is not None:
+            return live
+        item = await self.clicktocalls.history_store.get(account_id, call_id)
+        if item is None:
+            raise NotFound(call_id)
+        return ended(item)
+
+    async def hang_up(self, account_id: str, c2c_id: str, call_id: str) -> dict[str, Any]:
+        """Hang a call up; a call that is already over answers its final status."""
+        await self._check(account_id, c2c_id, call_id)
+        item = await self.live.hang_up(call_id)
+        if item is None:
+            item = await self.clicktocalls.history_store.get(account_id, call_id)
+        if item is None:
+            raise NotFound(call_id)
+        return ended(item)

@@ -1,0 +1,53 @@
+"""`/clicktocall/{id}/calls/{call_id}` without an Asterisk: ended calls come from history, and
+every way of naming someone else's call answers 404."""
+
+from __future__ import annotations
+
+from c2c_ari.api.context import CONTEXT
+from tests.conftest import Api, sign_in
+
+
+async def _recorded_call(api: Api, c2c_id: str) -> str:
+    call_id = f"c2c-{c2c_id}-0123456789abcdef"
+    history = api.client.app[CONTEXT].clicktocalls.history_store
+    await history.insert(api.account_id, c2c_id, call_id, 63_900_000_000,
+                         {"timestamp": 63_900_000_000, "call_id": call_id,
+                          "contact": "+4930123456", "result": "success"})
+    return call_id
+
+
+async def test_an_ended_call_answers_its_outcome(api: Api) -> None:
+    c2c = await api.create()
+    call_id = await _recorded_call(api, c2c["id"])
+    for method in ("GET", "DELETE"):
+        status, body, _ = await api.call(method, f"{api.base}/{c2c['id']}/calls/{call_id}")
+        assert status == 200, method
+        assert body["data"]["state"] == "ended"
+        assert (body["data"]["call_id"], body["data"]["result"]) == (call_id, "success")
+
+
+async def test_unknown_and_foreign_calls_are_404(api: Api) -> None:
+    mine, other_c2c = await api.create(), await api.create()
+    call_id = await _recorded_call(api, mine["id"])
+    other = await sign_in(api.client, "Other", "other.example")
+    cases = [
+        (api, f"{api.base}/{mine['id']}/calls/c2c-{mine['id']}-ffffffffffffffff"),  # unknown
+        (api, f"{api.base}/{other_c2c['id']}/calls/{call_id}"),  # another click-to-call's
+        (api, f"{api.base}/{mine['id']}/calls/{'x' * 200}"),  # malformed
+        (other, f"{other.base}/{mine['id']}/calls/{call_id}"),  # another account's
+        (other, f"{api.base}/{mine['id']}/calls/{call_id}"),
+    ]
+    for who, path in cases:
+        for method in ("GET", "DELETE"):
+            status, body, _ = await who.call(method, path)
+            assert status == 404, (method, path)
+            assert body["status"] == "error"
+
+
+async def test_calls_need_a_token(api: Api) -> None:
+    c2c = await api.create(auth_required=False)
+    call_id = await _recorded_call(api, c2c["id"])
+    for method in ("GET", "DELETE"):
+        status, _, _ = await api.call(method, f"{api.base}/{c2c['id']}/calls/{call_id}",
+                                      token="")
+        assert status == 401
