@@ -6,6 +6,7 @@ then validate, then execute; the envelope is built by `envelope.success`.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +20,7 @@ from c2c_ari.domain.errors import ValidationFailed
 from c2c_ari.store import StoredDocument
 
 BASE = "/v2/accounts/{account_id}/clicktocall"
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _document(request: web.Request, stored: StoredDocument, status: int = 200) -> web.Response:
@@ -137,6 +139,28 @@ async def get_call(request: web.Request) -> web.Response:
     return success(request, status)
 
 
+async def call_events(request: web.Request) -> web.StreamResponse:
+    """Server-Sent Events: one `status` event now and at every change; the last one has
+    `state: "ended"`. Errors before the stream starts are ordinary Kazoo errors."""
+    account = await authenticate(request)
+    updates = context(request).calls.updates(
+        account.id, request.match_info["c2c_id"], request.match_info["call_id"]
+    )
+    first = await anext(updates)  # raises NotFound before any byte of the stream is sent
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                           "Cache-Control": "no-store"})
+    await response.prepare(request)
+    try:
+        status: dict[str, Any] | None = first
+        while status is not None:
+            await response.write(f"event: status\ndata: {_ENCODE(status)}\n\n".encode())
+            status = await anext(updates, None)
+    finally:
+        await updates.aclose()
+    await response.write_eof()
+    return response
+
+
 async def hang_up_call(request: web.Request) -> web.Response:
     account = await authenticate(request)
     status = await context(request).calls.hang_up(
@@ -158,3 +182,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(item + "/connect", connect)
     app.router.add_get(item + "/calls/{call_id}", get_call)
     app.router.add_delete(item + "/calls/{call_id}", hang_up_call)
+    app.router.add_get(item + "/calls/{call_id}/events", call_events)

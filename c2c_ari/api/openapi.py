@@ -475,6 +475,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         parameters=("account_id", "c2c_id", "call_id"),
         success=(("200", "The call's status.", _data(_ref("CallStatus"))),),
     ),
+    ("GET", _ITEM + "/calls/{call_id}/events"): Operation(
+        "watchCall", "Server-Sent Events of a call's status until it ends", "calls",
+        parameters=("account_id", "c2c_id", "call_id"),
+        raw=("200", "text/event-stream", {
+            "type": "string",
+            "description": "`event: status` with the call's status as JSON `data`, now and "
+                           "at every change of state; the last has `state: \"ended\"`."}),
+    ),
     ("DELETE", _ITEM + "/calls/{call_id}"): Operation(
         "hangUpCall", "Hang a call up (an ended call answers its outcome)", "calls",
         parameters=("account_id", "c2c_id", "call_id"),

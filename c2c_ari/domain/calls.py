@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from c2c_ari.domain.clicktocalls import ClickToCallService
 from c2c_ari.domain.errors import NotFound
 
 
+class Watcher(Protocol):
+    def unwatch(self, queue: asyncio.Queue[dict[str, Any]]) -> None: ...
+
+
 class LiveCalls(Protocol):
     """What the Stasis application knows of calls in flight."""
 
     def status(self, call_id: str) -> dict[str, Any] | None: ...
+
+    def watch(
+        self, call_id: str
+    ) -> tuple[Watcher, asyncio.Queue[dict[str, Any]]] | None: ...
 
     async def hang_up(self, call_id: str) -> dict[str, Any] | None: ...
 
@@ -20,6 +30,9 @@ class NoLiveCalls:
     """Without a Stasis application no call is ever in flight."""
 
     def status(self, call_id: str) -> dict[str, Any] | None:
+        return None
+
+    def watch(self, call_id: str) -> None:
         return None
 
     async def hang_up(self, call_id: str) -> dict[str, Any] | None:
@@ -52,6 +65,25 @@ class CallsService:
         if item is None:
             raise NotFound(call_id)
         return ended(item)
+
+    async def updates(
+        self, account_id: str, c2c_id: str, call_id: str
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The call's status now and at every change, ending with its outcome."""
+        await self._check(account_id, c2c_id, call_id)
+        watched = self.live.watch(call_id)
+        if watched is None:
+            yield await self.status(account_id, c2c_id, call_id)
+            return
+        call, queue = watched
+        try:
+            while True:
+                status = await queue.get()
+                yield status
+                if status.get("state") == "ended":
+                    return
+        finally:
+            call.unwatch(queue)
 
     async def hang_up(self, account_id: str, c2c_id: str, call_id: str) -> dict[str, Any]:
         """Hang a call up; a call that is already over answers its final status."""

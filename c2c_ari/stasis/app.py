@@ -142,6 +142,10 @@ class StasisApp:
         run = self._runs.get(call_id)
         return None if run is None else run[0].status()
 
+    def watch(self, call_id: str) -> tuple[Call, asyncio.Queue[dict[str, Any]]] | None:
+        run = self._runs.get(call_id)
+        return None if run is None else (run[0], run[0].watch())
+
     async def hang_up(self, call_id: str, wait: float = 10.0) -> dict[str, Any] | None:
         """End a call in flight; its history item once recorded (None: no such live call)."""
         run = self._runs.get(call_id)

@@ -8,6 +8,7 @@ the call through its queue, in the order Asterisk sent them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import time
@@ -87,6 +88,7 @@ class Call:
         self._bridge_made = False
         self._asterisk_stopping = False
         self._leg_states: dict[str, str] = {}  # role -> Asterisk's channel state
+        self._watchers: list[asyncio.Queue[dict[str, Any]]] = []
         self.on_state: Callable[[Call], Awaitable[None]] | None = None
 
     @property
@@ -103,6 +105,23 @@ class Call:
     def hang_up(self) -> None:
         """Ask the call to end because a user said so (DELETE on the call)."""
         self.events.put_nowait({"type": "C2CHangup"})
+
+    def watch(self) -> asyncio.Queue[dict[str, Any]]:
+        """A queue of this call's status: now, at every change of state, and the ended item
+        last. Give it back with `unwatch`."""
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        queue.put_nowait(self.status())
+        self._watchers.append(queue)
+        return queue
+
+    def unwatch(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        with contextlib.suppress(ValueError):
+            self._watchers.remove(queue)
+
+    def _publish(self, status: dict[str, Any] | None = None) -> None:
+        status = status or self.status()
+        for queue in self._watchers:
+            queue.put_nowait(status)
 
     def status(self) -> dict[str, Any]:
         """The call as it stands: its state and each leg's channel state."""
@@ -140,6 +159,7 @@ class Call:
                 self._live.add(first.channel_id)
                 await self.ari.answer(first.channel_id)
             self.state = State.DIALING_SECOND
+            self._publish()
             if self.plan.ignore_early_media:
                 await self._waiting_sound(first)
                 await self._originate(second)
@@ -155,6 +175,7 @@ class Call:
             else:
                 await self._bridge(second)
             self.state = State.BRIDGED
+            self._publish()
             self.outcome.answered = time.time()
             self._decide(self._item("success", ended=False))
             # The in-flight row written before the first originate changes only here (answered
@@ -176,6 +197,7 @@ class Call:
         await self._clean_up()
         item = self._item(self._result(), ended=True)
         self._decide(item)
+        self._publish({"state": State.ENDED.value, **item})
         return item
 
     # ------------------------------------------------------------------ steps

@@ -3,6 +3,8 @@ every way of naming someone else's call answers 404."""
 
 from __future__ import annotations
 
+import json
+
 from c2c_ari.api.context import CONTEXT
 from tests.conftest import Api, sign_in
 
@@ -51,3 +53,25 @@ async def test_calls_need_a_token(api: Api) -> None:
         status, _, _ = await api.call(method, f"{api.base}/{c2c['id']}/calls/{call_id}",
                                       token="")
         assert status == 401
+
+
+def _sse_statuses(text: str) -> list[dict]:
+    return [json.loads(line[len("data: "):]) for line in text.splitlines()
+            if line.startswith("data: ")]
+
+
+async def test_event_stream_of_an_ended_call_is_its_outcome(api: Api) -> None:
+    c2c = await api.create()
+    call_id = await _recorded_call(api, c2c["id"])
+    response = await api.client.get(f"{api.base}/{c2c['id']}/calls/{call_id}/events",
+                                    headers={"X-Auth-Token": api.token})
+    assert response.status == 200
+    assert response.content_type == "text/event-stream"
+    statuses = _sse_statuses(await response.text())
+    assert [(s["state"], s["call_id"]) for s in statuses] == [("ended", call_id)]
+
+    response = await api.client.get(
+        f"{api.base}/{c2c['id']}/calls/c2c-{c2c['id']}-ffff/events",
+        headers={"X-Auth-Token": api.token})
+    assert response.status == 404
+    assert (await response.json())["message"] == "bad_identifier"

@@ -4,6 +4,7 @@ phone (extension 1001 on 127.0.0.1:5071) and as the carrier trunk (127.0.0.1:508
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 
@@ -208,3 +209,27 @@ async def test_hang_up_while_the_extension_rings(
         200, "error", "HANGUP_REQUESTED", "extension")
     await asyncio.to_thread(agent.wait_for_request, "CANCEL")
     assert trunk.invites() == []
+
+
+async def test_event_stream_follows_a_call_to_its_end(
+    service: Api, sipp: Callable[..., Sipp]
+) -> None:
+    sipp("uas_answer.xml", EXTENSION_PORT, duration_ms=300)
+    sipp("uas_answer_then_bye.xml", TRUNK_PORT, duration_ms=500)
+    c2c = await service.create(extension="1001")
+    status, body, _ = await connect(service, c2c["id"])
+    assert status == 202
+    call_id = body["data"]["outbound_call_id"]
+    response = await service.client.get(
+        f"{service.base}/{c2c['id']}/calls/{call_id}/events",
+        headers={"X-Auth-Token": service.token})
+    assert response.status == 200
+    states = []
+    async with asyncio.timeout(20):
+        async for line in response.content:
+            if line.startswith(b"data: "):
+                states.append(json.loads(line[len(b"data: "):])["state"])
+    # The stream may open after the first change of state; then every change, in order.
+    assert states[-3:] == ["dialing_second", "bridged", "ended"]
+    assert states == sorted(states, key=["dialing_first", "dialing_second", "bridged",
+                                         "ended"].index)
