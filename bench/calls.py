@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
-import fcntl
 import json
 import math
 import os
@@ -1101,24 +1100,6 @@ def print_table(s: dict[str, Any], out: TextIO = sys.stdout) -> None:
 # --- entry point ---------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def session_lock() -> Iterator[None]:
-    """The lock the integration test sessions take: one user of the local Asterisk, its
-    Stasis app and SIPp's ports at a time."""
-    path = localasterisk.cache_dir() / "test-session.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log(f"waiting for another session using the local Asterisk ({path})")
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, help="calls per load run (default 1000)")
@@ -1161,7 +1142,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, interrupted)
-    with session_lock():
+    with localasterisk.exclusive_use(log):
         bench = Bench(args)
         try:
             summary = bench.run()

@@ -47,7 +47,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -754,6 +754,24 @@ def _port_taken(port: int, proto: str = "tcp") -> bool:
 
 
 # --------------------------------------------------------------------------- up / down / status
+
+
+@contextlib.contextmanager
+def exclusive_use(on_wait: Callable[[str], object] = print) -> Iterator[None]:
+    """Hold the local Asterisk for one user at a time: test sessions and benchmarks share its
+    Stasis app name and the SIPp ports, so a second one waits instead of stealing calls."""
+    path = cache_dir() / "test-session.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            on_wait(f"waiting for another user of the local Asterisk ({path})")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def ensure_running(timeout: float | None = None, restart: bool = False) -> AriInfo:

@@ -10,7 +10,6 @@ c2c_ari.localasterisk, and stops it at the end of the session if it started it.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -44,16 +43,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 
 @pytest.fixture(scope="session")
 def _one_session_at_a_time() -> Iterator[None]:
-    """Test sessions on one machine share Asterisk, the Stasis app name and SIPp's ports:
-    a second session waits for the first to finish instead of stealing its calls."""
-    path = localasterisk.cache_dir() / "test-session.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"\nwaiting for another test session using the local Asterisk ({path})")
-            fcntl.flock(fh, fcntl.LOCK_EX)
+    with localasterisk.exclusive_use():
         yield
 
 
