@@ -14,6 +14,7 @@ from c2c_ari.api.errors import kazoo_errors
 from c2c_ari.ari import AriClient
 from c2c_ari.config import Settings
 from c2c_ari.domain.accounts import AccountService
+from c2c_ari.domain.call_tokens import CallTokens
 from c2c_ari.domain.calls import CallsService, LiveCalls, NoLiveCalls
 from c2c_ari.domain.clicktocalls import ClickToCallService
 from c2c_ari.domain.connect import CallPlacer, ConnectService, NoCallPlacer
@@ -27,6 +28,7 @@ from c2c_ari.store import (
     ClickToCallStore,
     Database,
     HistoryStore,
+    ServiceKeyStore,
 )
 
 DATABASE: web.AppKey[Database] = web.AppKey("database", Database)
@@ -48,8 +50,8 @@ def ari_client(settings: Settings) -> AriClient | None:
 
 
 def build_services(
-    settings: Settings, db: Database, placer: CallPlacer | None = None,
-    live: LiveCalls | None = None,
+    settings: Settings, db: Database, call_tokens: CallTokens,
+    placer: CallPlacer | None = None, live: LiveCalls | None = None,
 ) -> ApiContext:
     validator = default_validator()
     clicktocalls = ClickToCallService(ClickToCallStore(db), HistoryStore(db), validator.validate)
@@ -59,6 +61,7 @@ def build_services(
         clicktocalls=clicktocalls,
         connect=ConnectService(clicktocalls, Throttle(), placer or NoCallPlacer()),
         calls=CallsService(clicktocalls, live or NoLiveCalls()),
+        call_tokens=call_tokens,
         schemas=load_schemas(),
         validate=validator.validate,
     )
@@ -82,7 +85,8 @@ def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Appl
                 extension_endpoint=settings.extension_endpoint,
                 contact_endpoint=settings.contact_endpoint,
             )
-        services = build_services(settings, db, placer or stasis, stasis)
+        call_tokens = CallTokens(await ServiceKeyStore(db).get_or_create("call_tokens"))
+        services = build_services(settings, db, call_tokens, placer or stasis, stasis)
         app[CONTEXT] = services
         if stasis is not None:
             stasis.accept_dialplan_calls(services.connect, services.clicktocalls,

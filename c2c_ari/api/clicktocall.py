@@ -11,7 +11,12 @@ from typing import Any
 
 from aiohttp import web
 
-from c2c_ari.api.context import authenticate, authenticate_optional, context
+from c2c_ari.api.context import (
+    authenticate,
+    authenticate_call,
+    authenticate_optional,
+    context,
+)
 from c2c_ari.api.envelope import RawJson, success
 from c2c_ari.api.request import query_bool, query_int, read_envelope
 from c2c_ari.domain.clicktocalls import Page
@@ -128,13 +133,18 @@ async def connect(request: web.Request) -> web.Response:
     result = await context(request).connect.connect(
         account, authenticated, request.match_info["c2c_id"], params
     )
-    return success(request, result.data, status=result.status)
+    data = result.data
+    if not authenticated:
+        # The anonymous caller (a web widget) may follow this call, and only this one.
+        call_id = data.get("outbound_call_id") or data["call_id"]
+        data = {**data, "call_token": context(request).call_tokens.issue(call_id)}
+    return success(request, data, status=result.status)
 
 
 async def get_call(request: web.Request) -> web.Response:
-    account = await authenticate(request)
+    account_id = await authenticate_call(request)
     status = await context(request).calls.status(
-        account.id, request.match_info["c2c_id"], request.match_info["call_id"]
+        account_id, request.match_info["c2c_id"], request.match_info["call_id"]
     )
     return success(request, status)
 
@@ -142,9 +152,9 @@ async def get_call(request: web.Request) -> web.Response:
 async def call_events(request: web.Request) -> web.StreamResponse:
     """Server-Sent Events: one `status` event now and at every change; the last one has
     `state: "ended"`. Errors before the stream starts are ordinary Kazoo errors."""
-    account = await authenticate(request)
+    account_id = await authenticate_call(request)
     updates = context(request).calls.updates(
-        account.id, request.match_info["c2c_id"], request.match_info["call_id"]
+        account_id, request.match_info["c2c_id"], request.match_info["call_id"]
     )
     first = await anext(updates)  # raises NotFound before any byte of the stream is sent
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream",

@@ -11,10 +11,11 @@ from aiohttp import web
 from c2c_ari.api.envelope import AUTH_TOKEN
 from c2c_ari.config import Settings
 from c2c_ari.domain.accounts import Account, AccountService
+from c2c_ari.domain.call_tokens import CallTokens
 from c2c_ari.domain.calls import CallsService
 from c2c_ari.domain.clicktocalls import ClickToCallService
 from c2c_ari.domain.connect import ConnectService
-from c2c_ari.domain.errors import NotFound
+from c2c_ari.domain.errors import NotFound, Unauthorized
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class ApiContext:
     clicktocalls: ClickToCallService
     connect: ConnectService
     calls: CallsService
+    call_tokens: CallTokens
     schemas: dict[str, dict[str, Any]]
     validate: Callable[[dict[str, Any], str], dict[str, Any]]
 
@@ -50,6 +52,18 @@ async def authenticate(request: web.Request) -> Account:
     if request.match_info.get("account_id", account.id) != account.id:
         raise NotFound(request.match_info["account_id"])
     return account
+
+
+async def authenticate_call(request: web.Request) -> str:
+    """The account id for reading one call: from the auth token, or, without one, from a
+    valid per-call token (`X-Call-Token` or `?call_token=`, which EventSource can send) that
+    connect gave the anonymous caller who started exactly this call."""
+    if auth_token(request) is not None:
+        return (await authenticate(request)).id
+    call_token = request.headers.get("X-Call-Token") or request.query.get("call_token")
+    if not context(request).call_tokens.check(request.match_info["call_id"], call_token):
+        raise Unauthorized()
+    return request.match_info["account_id"]
 
 
 async def authenticate_optional(request: web.Request) -> Account | None:

@@ -316,6 +316,10 @@ def _parameters(settings_max: int, settings_default: int) -> dict[str, Any]:
                        "schema": _STRING, "description": "The account's id."},
         "c2c_id": {"name": "c2c_id", "in": "path", "required": True, "schema": _STRING,
                    "description": "The click-to-call's id."},
+        "call_token": query("call_token", _STRING,
+                            "Without X-Auth-Token: the `call_token` that an anonymous "
+                            "connect answered, good for that one call only (also accepted "
+                            "as the X-Call-Token header)."),
         "call_id": {"name": "call_id", "in": "path", "required": True, "schema": _STRING,
                     "description": "A call's id, `c2c-{C2C_ID}-{random}` (connect's "
                                    "`outbound_call_id` or `call_id`)."},
@@ -472,12 +476,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("GET", _ITEM + "/calls/{call_id}"): Operation(
         "getCall", "A call's live status (state, legs), or its outcome once ended", "calls",
-        parameters=("account_id", "c2c_id", "call_id"),
+        auth="optional", parameters=("account_id", "c2c_id", "call_id", "call_token"),
         success=(("200", "The call's status.", _data(_ref("CallStatus"))),),
     ),
     ("GET", _ITEM + "/calls/{call_id}/events"): Operation(
         "watchCall", "Server-Sent Events of a call's status until it ends", "calls",
-        parameters=("account_id", "c2c_id", "call_id"),
+        auth="optional", parameters=("account_id", "c2c_id", "call_id", "call_token"),
         raw=("200", "text/event-stream", {
             "type": "string",
             "description": "`event: status` with the call's status as JSON `data`, now and "

@@ -5,6 +5,7 @@ from c2c_ari.store.calls import ActiveCall, ActiveCallStore
 from c2c_ari.store.clicktocalls import ClickToCallStore, StoredDocument
 from c2c_ari.store.db import Database
 from c2c_ari.store.history import HistoryStore
+from c2c_ari.store.keys import ServiceKeyStore
 
 __all__ = [
     "AccountRecord",
@@ -14,5 +15,6 @@ __all__ = [
     "ClickToCallStore",
     "Database",
     "HistoryStore",
+    "ServiceKeyStore",
     "StoredDocument",
 ]

@@ -64,6 +64,13 @@ MIGRATIONS: list[str] = [
         resources TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # Secrets of the service itself (e.g. the key that signs per-call tokens), made once.
+    """
+    CREATE TABLE service_keys (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]
 
 

@@ -75,3 +75,28 @@ async def test_event_stream_of_an_ended_call_is_its_outcome(api: Api) -> None:
         headers={"X-Auth-Token": api.token})
     assert response.status == 404
     assert (await response.json())["message"] == "bad_identifier"
+
+
+async def test_an_anonymous_caller_follows_only_its_own_call(api: Api) -> None:
+    c2c = await api.create(auth_required=False)
+    call_id = await _recorded_call(api, c2c["id"])
+    other_call = f"c2c-{c2c['id']}-fedcba9876543210"
+    tokens = api.client.app[CONTEXT].call_tokens
+    path = f"{api.base}/{c2c['id']}/calls/{call_id}"
+
+    status, body, _ = await api.call("GET", path, token="",
+                                     headers={"X-Call-Token": tokens.issue(call_id)})
+    assert (status, body["data"]["call_id"]) == (200, call_id)
+    response = await api.client.get(f"{path}/events",
+                                    params={"call_token": tokens.issue(call_id)})
+    assert response.status == 200
+    assert _sse_statuses(await response.text())[-1]["state"] == "ended"
+
+    for headers in ({"X-Call-Token": tokens.issue(other_call)},
+                    {"X-Call-Token": "0" * 64}, {}):
+        status, _, _ = await api.call("GET", path, token="", headers=headers)
+        assert status == 401, headers
+    # Hanging up stays with authenticated users.
+    status, _, _ = await api.call("DELETE", path, token="",
+                                  headers={"X-Call-Token": tokens.issue(call_id)})
+    assert status == 401

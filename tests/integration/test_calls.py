@@ -233,3 +233,23 @@ async def test_event_stream_follows_a_call_to_its_end(
     assert states[-3:] == ["dialing_second", "bridged", "ended"]
     assert states == sorted(states, key=["dialing_first", "dialing_second", "bridged",
                                          "ended"].index)
+
+
+async def test_anonymous_connect_gets_a_token_for_its_call_only(
+    service: Api, sipp: Callable[..., Sipp]
+) -> None:
+    sipp("uas_answer.xml", EXTENSION_PORT)
+    sipp("uas_answer_then_bye.xml", TRUNK_PORT, duration_ms=300)
+    c2c = await service.create(extension="1001", auth_required=False)
+    status, body, _ = await service.call(
+        "POST", f"{service.base}/{c2c['id']}/connect", {"contact": CONTACT}, token="")
+    assert status == 202
+    call_id, call_token = body["data"]["outbound_call_id"], body["data"]["call_token"]
+    call = f"{service.base}/{c2c['id']}/calls/{call_id}"
+    status, body, _ = await service.call("GET", call, token="",
+                                         headers={"X-Call-Token": call_token})
+    assert (status, body["data"]["call_id"]) == (200, call_id)
+    status, _, _ = await service.call("GET", call, token="")
+    assert status == 401
+    (item,) = await history(service, c2c["id"])
+    assert item["authenticated"] is False

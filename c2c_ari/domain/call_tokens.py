@@ -1,0 +1,18 @@
+"""Per-call tokens: what an anonymous caller (the web widget) gets from connect to watch the
+one call it started, and nothing else."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+
+class CallTokens:
+    def __init__(self, key: str) -> None:
+        self._key = bytes.fromhex(key)
+
+    def issue(self, call_id: str) -> str:
+        return hmac.new(self._key, call_id.encode(), hashlib.sha256).hexdigest()
+
+    def check(self, call_id: str, token: str | None) -> bool:
+        return token is not None and hmac.compare_digest(self.issue(call_id), token)
