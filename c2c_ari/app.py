@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from c2c_ari import localasterisk
-from c2c_ari.api import auth, clicktocall, openapi, schemas
+from c2c_ari.api import auth, clicktocall, cors, openapi, schemas
 from c2c_ari.api.context import CONTEXT, ApiContext
 from c2c_ari.api.envelope import NODE_KEY, node_hash
 from c2c_ari.api.errors import kazoo_errors
@@ -68,9 +68,11 @@ def build_services(
 
 
 def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Application:
+    # cors is outermost, so that the Kazoo errors too reach an allowed page.
     app = web.Application(
-        middlewares=[kazoo_errors], client_max_size=settings.max_body_bytes
+        middlewares=[cors.cors, kazoo_errors], client_max_size=settings.max_body_bytes
     )
+    app.on_response_prepare.append(cors.add_cors_headers)
     app[NODE_KEY] = node_hash(settings.node)
     db = Database(settings.database_path)
     app[DATABASE] = db
@@ -102,5 +104,6 @@ def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Appl
     auth.add_routes(app)
     schemas.add_routes(app)
     clicktocall.add_routes(app)
+    cors.add_routes(app, clicktocall.BASE + "/{c2c_id}")
     openapi.add_routes(app)
     return app

@@ -547,10 +547,11 @@ def _operation(op: Operation) -> dict[str, Any]:
 
 
 def registered_operations(app: web.Application) -> list[tuple[str, str]]:
-    """(method, path template) of every route the application answers, HEAD aside."""
+    """(method, path template) of every route the application answers, HEAD and the CORS
+    preflights (OPTIONS) aside."""
     seen: list[tuple[str, str]] = []
     for route in app.router.routes():
-        if route.method in ("HEAD", "*") or route.resource is None:
+        if route.method in ("HEAD", "OPTIONS", "*") or route.resource is None:
             continue
         key = (route.method, route.resource.canonical)
         if key not in seen:

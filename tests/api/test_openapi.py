@@ -35,7 +35,7 @@ def _documented(doc: dict[str, Any]) -> set[tuple[str, str]]:
 
 def _registered(app: Any) -> set[tuple[str, str]]:
     return {(route.method, route.resource.canonical) for route in app.router.routes()
-            if route.method != "HEAD"}
+            if route.method not in ("HEAD", "OPTIONS")}
 
 
 def _response_validator(doc: dict[str, Any], path: str, method: str,
