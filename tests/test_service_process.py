@@ -43,7 +43,8 @@ def running_service(data_dir: Path) -> Iterator[str]:
     port = _free_port()
     proc = subprocess.Popen(
         [*CLI, "serve", "--port", str(port), "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ},
+        # No Asterisk for these: whatever runs on the machine, no call may be placed.
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "C2C_ARI_URL": "off"},
     )
     url = f"http://127.0.0.1:{port}"
     try:
