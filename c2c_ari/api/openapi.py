@@ -580,7 +580,7 @@ def build_document(
             "license": {"name": "MIT", "identifier": "MIT"},
         },
         "tags": [{"name": "auth"}, {"name": "schemas"}, {"name": "clicktocall"},
-                 {"name": "connect"}, {"name": "meta"}],
+                 {"name": "connect"}, {"name": "calls"}, {"name": "meta"}],
         "paths": paths,
         "components": {
             "schemas": {**component_schemas(schemas), **_envelope_schemas()},
