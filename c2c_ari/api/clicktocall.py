@@ -6,7 +6,6 @@ then validate, then execute; the envelope is built by `envelope.success`.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
@@ -17,7 +16,7 @@ from c2c_ari.api.context import (
     authenticate_optional,
     context,
 )
-from c2c_ari.api.envelope import RawJson, success
+from c2c_ari.api.envelope import RawJson, encode_json, success
 from c2c_ari.api.request import query_bool, query_int, read_envelope
 from c2c_ari.domain.clicktocalls import Page
 from c2c_ari.domain.connect import connect_request
@@ -25,7 +24,6 @@ from c2c_ari.domain.errors import ValidationFailed
 from c2c_ari.store import StoredDocument
 
 BASE = "/v2/accounts/{account_id}/clicktocall"
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _document(request: web.Request, stored: StoredDocument, status: int = 200) -> web.Response:
@@ -163,7 +161,7 @@ async def call_events(request: web.Request) -> web.StreamResponse:
     try:
         status: dict[str, Any] | None = first
         while status is not None:
-            await response.write(f"event: status\ndata: {_ENCODE(status)}\n\n".encode())
+            await response.write(f"event: status\ndata: {encode_json(status)}\n\n".encode())
             status = await anext(updates, None)
     finally:
         await updates.aclose()

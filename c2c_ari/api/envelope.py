@@ -21,7 +21,8 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Request ids: a random prefix per process and a counter, unique without a syscall each.
 _ID_PREFIX = secrets.token_hex(8)
 _ID_COUNTER = itertools.count(1)
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+# Compact JSON, built once (json.dumps with options makes an encoder on every call).
+encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 class RawJson(str):
@@ -69,7 +70,7 @@ def _base(request: web.Request) -> dict[str, Any]:
 def _response(body: dict[str, Any], data: str, status: int,
               headers: dict[str, str] | None) -> web.Response:
     # `data` is encoded on its own, so a stored document's text is sent as it is.
-    text = '{"data":' + data + "," + _ENCODE(body)[1:]
+    text = '{"data":' + data + "," + encode_json(body)[1:]
     response = web.Response(text=text, status=status, content_type="application/json",
                             headers=headers)
     response.headers["X-Request-ID"] = body["request_id"]
@@ -84,7 +85,7 @@ def success(
     revision: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> web.Response:
-    encoded = data if isinstance(data, RawJson) else _ENCODE(data)
+    encoded = data if isinstance(data, RawJson) else encode_json(data)
     if revision is None:
         # Listings have no stored revision; a digest of the data still lets clients compare.
         revision = node_hash(encoded)
@@ -105,4 +106,4 @@ def error(
 ) -> web.Response:
     body = _base(request)
     body.update({"error": str(status), "message": message, "status": "error"})
-    return _response(body, _ENCODE(data), status, headers)
+    return _response(body, encode_json(data), status, headers)

@@ -51,6 +51,18 @@ class Page:
     next_start_key: str | None
 
 
+def _fetch_limit(page_size: int | None) -> int | None:
+    """One row more than a page: its presence says there is a next page, and where it starts."""
+    return None if page_size is None else page_size + 1
+
+
+def _split_page(rows: list[Any], page_size: int | None) -> tuple[list[Any], str | None]:
+    """(the page, the next page's start key: the first column of the extra row, if any)."""
+    if page_size is None or len(rows) <= page_size:
+        return rows, None
+    return rows[:page_size], str(rows[page_size][0])
+
+
 def _unquote(etag: str) -> str:
     etag = etag.strip()
     if etag.startswith("W/"):
@@ -136,12 +148,8 @@ class ClickToCallService:
                 raise RevisionConflict((await self.get(account_id, doc_id)).revision)
 
     async def page(self, account_id: str, start_key: str | None, page_size: int | None) -> Page:
-        limit = None if page_size is None else page_size + 1
-        rows = await self.store.page(account_id, start_key, limit)
-        next_key = None
-        if page_size is not None and len(rows) > page_size:
-            next_key = rows[page_size][0]
-            rows = rows[:page_size]
+        rows = await self.store.page(account_id, start_key, _fetch_limit(page_size))
+        rows, next_key = _split_page(rows, page_size)
         items = [{"id": i, "name": name, "extension": ext} for i, name, ext in rows]
         return Page(items=items, next_start_key=next_key)
 
@@ -165,10 +173,7 @@ class ClickToCallService:
             before = int(start_key)
         rows = await self.history_store.page(
             account_id, doc_id, before_seq=before, created_from=created_from,
-            created_to=created_to, limit=None if page_size is None else page_size + 1,
+            created_to=created_to, limit=_fetch_limit(page_size),
         )
-        next_key = None
-        if page_size is not None and len(rows) > page_size:
-            next_key = str(rows[page_size][0])
-            rows = rows[:page_size]
+        rows, next_key = _split_page(rows, page_size)
         return Page(items=[item for _seq, item in rows], next_start_key=next_key)
