@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from c2c_ari import localasterisk
-from c2c_ari.api import auth, clicktocall, cors, openapi, schemas
+from c2c_ari.api import auth, clicktocall, cors, openapi, pages, schemas
 from c2c_ari.api.context import CONTEXT, ApiContext
 from c2c_ari.api.envelope import NODE_KEY, node_hash
 from c2c_ari.api.errors import kazoo_errors
@@ -106,4 +106,5 @@ def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Appl
     clicktocall.add_routes(app)
     cors.add_routes(app, clicktocall.BASE + "/{c2c_id}")
     openapi.add_routes(app)
+    pages.add_routes(app)
     return app

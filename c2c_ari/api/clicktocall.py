@@ -131,11 +131,11 @@ async def connect(request: web.Request) -> web.Response:
     result = await context(request).connect.connect(
         account, authenticated, request.match_info["c2c_id"], params
     )
+    # Whoever placed the call may follow it, and only it: the token is what a browser's
+    # EventSource (which cannot send X-Auth-Token) or an anonymous widget shows.
     data = result.data
-    if not authenticated:
-        # The anonymous caller (a web widget) may follow this call, and only this one.
-        call_id = data.get("outbound_call_id") or data["call_id"]
-        data = {**data, "call_token": context(request).call_tokens.issue(call_id)}
+    call_id = data.get("outbound_call_id") or data["call_id"]
+    data = {**data, "call_token": context(request).call_tokens.issue(call_id)}
     return success(request, data, status=result.status)
 
 

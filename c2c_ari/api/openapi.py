@@ -547,11 +547,13 @@ def _operation(op: Operation) -> dict[str, Any]:
 
 
 def registered_operations(app: web.Application) -> list[tuple[str, str]]:
-    """(method, path template) of every route the application answers, HEAD and the CORS
-    preflights (OPTIONS) aside."""
+    """(method, path template) of every API route (under /v2/), HEAD and the CORS
+    preflights (OPTIONS) aside; the browser pages are not API."""
     seen: list[tuple[str, str]] = []
     for route in app.router.routes():
         if route.method in ("HEAD", "OPTIONS", "*") or route.resource is None:
+            continue
+        if not route.resource.canonical.startswith("/v2/"):
             continue
         key = (route.method, route.resource.canonical)
         if key not in seen:

@@ -32,9 +32,11 @@ def _in_ci() -> bool:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
-    """In CI (CI=true) a skipped test marked `asterisk` is a failure: CI must really run it."""
+    """In CI (CI=true) a skipped test marked `asterisk` or `browser` is a failure: CI must
+    really run it."""
     report = yield
-    if report.skipped and _in_ci() and item.get_closest_marker("asterisk") is not None:
+    real_parts = any(item.get_closest_marker(name) for name in ("asterisk", "browser"))
+    if report.skipped and _in_ci() and real_parts:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, which counts as a failure: {reason}"

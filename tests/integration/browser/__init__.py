@@ -1,0 +1,1 @@
+"""Browser tests: the console and the widget in real headless Chromium (marker `browser`)."""

@@ -1,0 +1,126 @@
+// The "Call me" widget. A site pastes one tag where the button should appear:
+//
+//   <script src="https://c2c.example.com/widget.js" data-account="ACCOUNT_ID"
+//           data-clicktocall="C2C_ID" async></script>
+//
+// It draws a small form (in a shadow root, so the site's styles and ours leave each other
+// alone), places the call with an anonymous connect, and follows it in plain words through the
+// call's event stream, using the call_token that only this call's connect answered. The site's
+// origin must be in the click-to-call's allowed_origins, and the click-to-call must have
+// auth_required: false.
+
+import { ApiError, request } from './api.js';
+import { describe, follow } from './call-status.js';
+
+const STYLE = `
+:host { all: initial; display: block; font: 16px/1.45 system-ui, sans-serif; color: #1b1b1b; }
+form { border: 2px solid #0050b3; border-radius: 8px; padding: .8rem 1rem; max-width: 22rem; background: #fff; }
+.title { font-weight: 700; font-size: 1.1rem; margin: 0 0 .4rem; }
+label { display: block; font-weight: 600; }
+.hint { color: #555; font-size: .9rem; margin: .1rem 0 .3rem; }
+input { font: inherit; width: 100%; box-sizing: border-box; padding: .35rem .5rem; border: 2px solid #8a8a8a; border-radius: 4px; }
+input[aria-invalid=true] { border-color: #b00020; }
+button { font: inherit; margin-top: .6rem; padding: .4rem 1rem; border: 2px solid #0050b3; border-radius: 4px; background: #0050b3; color: #fff; cursor: pointer; }
+button:disabled { opacity: .6; cursor: default; }
+:focus-visible { outline: 3px solid #0050b3; outline-offset: 2px; }
+.status { margin: .6rem 0 0; font-weight: 600; min-height: 1.4rem; }
+.status[data-failed] { color: #b00020; }
+`;
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
+  node.append(...children);
+  return node;
+}
+
+function refusal(error) {
+  if (!(error instanceof ApiError) || error.status === 0) {
+    return 'The call service cannot be reached right now.';
+  }
+  switch (error.status) {
+    case 400: {
+      const messages = Object.values(error.data || {}).flatMap((problems) =>
+        Object.values(problems || {}).map((p) => (p && p.message) || ''));
+      return `That number cannot be called${messages[0] ? `: ${messages[0]}` : '.'}`;
+    }
+    case 429: {
+      const wait = error.data && error.data.retry_after;
+      return `Too many calls just now: try again${wait ? ` in ${wait} seconds` : ' later'}.`;
+    }
+    case 503:
+      return 'Calls are not possible right now: try again later.';
+    default:
+      return 'This call button is not available.';
+  }
+}
+
+function mount(script) {
+  const { account, clicktocall } = script.dataset;
+  if (!account || !clicktocall) {
+    console.error('c2c-ari widget: data-account and data-clicktocall are required');
+    return;
+  }
+  const api = new URL('v2/', script.src);
+  const callBase = new URL(
+    `accounts/${encodeURIComponent(account)}/clicktocall/${encodeURIComponent(clicktocall)}/`, api);
+
+  const target = script.dataset.target && document.getElementById(script.dataset.target);
+  const host = target || el('div', { class: 'c2c-ari-widget' });
+  if (!target) script.after(host);
+  const root = host.attachShadow({ mode: 'open' });
+  const style = document.createElement('style');
+  style.textContent = STYLE;
+
+  const phone = el('input', { id: 'phone', type: 'tel', autocomplete: 'tel', inputmode: 'tel',
+    maxlength: '64', 'aria-describedby': 'hint status' });
+  const button = el('button', { type: 'submit' }, script.dataset.button || 'Call me');
+  const status = el('p', { class: 'status', id: 'status', role: 'status', 'aria-live': 'polite' });
+  const form = el('form', { novalidate: '', 'aria-label': script.dataset.title || 'Call me' },
+    el('p', { class: 'title' }, script.dataset.title || 'Talk to us now'),
+    el('label', { for: 'phone' }, 'Your phone number'),
+    el('p', { class: 'hint', id: 'hint' },
+      'We call you at this number and put you through to one of us.'),
+    phone, button, status);
+  root.append(style, form);
+
+  function say(text, state, failed = false) {
+    status.textContent = text;
+    status.dataset.state = state;
+    if (failed) status.dataset.failed = '';
+    else delete status.dataset.failed;
+  }
+
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    phone.removeAttribute('aria-invalid');
+    const contact = phone.value.trim();
+    if (!contact) {
+      phone.setAttribute('aria-invalid', 'true');
+      say('Enter your phone number.', 'invalid', true);
+      phone.focus();
+      return;
+    }
+    button.disabled = true;
+    say('Starting the call…', 'starting');
+    let answer;
+    try {
+      answer = await request('POST', new URL('connect', callBase).href, { body: { contact } });
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 400) phone.setAttribute('aria-invalid', 'true');
+      say(refusal(error), 'refused', true);
+      button.disabled = false;
+      return;
+    }
+    const callId = answer.data.outbound_call_id || answer.data.call_id;
+    const events = new URL(`calls/${encodeURIComponent(callId)}/events`, callBase);
+    events.searchParams.set('call_token', answer.data.call_token);
+    follow(events.href, (update) => {
+      const words = describe(update, 'visitor');
+      say(words.text, update.state, words.failed);
+      if (words.done) button.disabled = false;
+    });
+  });
+}
+
+if (document.currentScript) mount(document.currentScript);
