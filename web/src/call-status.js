@@ -59,7 +59,7 @@ function ended(item, perspective) {
     const length = Number.isFinite(seconds) ? ` after ${formatDuration(seconds)}` : '';
     return { text: `Ended${length}.`, failed: false };
   }
-  const cause = item.hangup_cause || '';
+  const cause = item.cause || item.hangup_cause || '';
   if (SERVICE_CAUSES[cause]) return { text: `Ended. ${SERVICE_CAUSES[cause]}`, failed: true };
   const leg = item.failed_leg;
   if (leg && CAUSES[cause]) {

@@ -265,14 +265,14 @@ async function historyView(id) {
         el('td', {}, el('time', { datetime: when.toISOString() }, when.toLocaleString())),
         el('td', {}, item.contact || ''),
         el('td', { class: `result-${item.result}` }, item.result || ''),
-        el('td', {}, item.hangup_cause || ''),
+        el('td', {}, item.cause || item.hangup_cause || ''),
         el('td', {}, item.talk_duration != null ? formatDuration(item.talk_duration) : ''),
         el('td', {}, item.failed_leg || '')));
     }
     count += page.data.length;
     next = page.next_start_key || null;
     more.hidden = !next;
-    caption.textContent = count ? `${count} calls, newest first` : 'No calls yet';
+    caption.textContent = count ? `${count} call${count === 1 ? '' : 's'}, newest first` : 'No calls yet';
   }
   more.addEventListener('click', () => loadPage().catch((error) => {
     const shown = problem(error);

@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, async_playwright
 
 from c2c_ari import localasterisk
+from c2c_ari.api import pages
 from c2c_ari.localasterisk import LocalAsteriskError
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -30,6 +31,17 @@ CHROMIUM_ARGS = [
     "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
 ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pages_are_built() -> None:
+    """The pages under test are the build of web/src: an older build would test old code."""
+    sources = [*(ROOT / "web" / "src").iterdir(), ROOT / "web" / "build.mjs"]
+    built = list((ROOT / "c2c_ari" / "static").glob("*"))
+    if not built or max(f.stat().st_mtime for f in sources) > min(
+            f.stat().st_mtime for f in built):
+        pytest.fail(f"the web pages are not built from the current sources: run "
+                    f"`{pages.BUILD_HINT}`", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -86,9 +98,13 @@ async def new_page(browser: Browser) -> AsyncIterator[Callable[..., Any]]:
     assert errors == []
 
 
-async def screenshot(page: Page, name: str) -> None:
+async def screenshot(page: Page, name: str, selector: str | None = None) -> None:
+    """The whole page, or only the element `selector` finds (for the widget)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=SCREENSHOTS / name, full_page=True)
+    if selector is None:
+        await page.screenshot(path=SCREENSHOTS / name, full_page=True)
+    else:
+        await page.locator(selector).screenshot(path=SCREENSHOTS / name)
 
 
 async def axe_violations(page: Page) -> list[dict[str, Any]]:
@@ -102,16 +118,44 @@ async def axe_violations(page: Page) -> list[dict[str, Any]]:
     ]
 
 
+class Site:
+    """A customer's web site on another origin (another port): one page, set by the test
+    once it knows the origin (the click-to-call's allowed_origins needs it first)."""
+
+    def __init__(self) -> None:
+        self.html = "<!doctype html><title>empty</title>"
+        self.server: TestServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return str(self.server.make_url("/"))
+
+    @property
+    def origin(self) -> str:
+        return self.url.rstrip("/")
+
+    async def index(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.html, content_type="text/html")
+
+
 @pytest.fixture
-async def other_site(aiohttp_server: Any) -> Callable[..., Any]:
-    """Serves one HTML page from another origin (another port): a customer's web site."""
+async def other_site(aiohttp_server: Any) -> Site:
+    site = Site()
+    app = web.Application()
+    app.router.add_get("/", site.index)
+    site.server = await aiohttp_server(app)
+    return site
 
-    async def serve(html: str) -> TestServer:
-        async def index(request: web.Request) -> web.Response:
-            return web.Response(text=html, content_type="text/html")
 
-        app = web.Application()
-        app.router.add_get("/", index)
-        return await aiohttp_server(app)
+def widget_snippet(service_url: str, account_id: str, c2c_id: str) -> str:
+    """The tag a site pastes, as the README shows it."""
+    return (f'<script src="{service_url.rstrip("/")}/widget.js" data-account="{account_id}" '
+            f'data-clicktocall="{c2c_id}" async></script>')
 
-    return serve
+
+def shop_page(snippet: str) -> str:
+    return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<title>Example Shop</title></head><body><main><h1>Example Shop</h1>"
+            "<p>Questions about an order? Leave your number and we call you right away.</p>"
+            f"{snippet}</main></body></html>")

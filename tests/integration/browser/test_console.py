@@ -227,3 +227,21 @@ async def test_keyboard_only_and_no_serious_accessibility_violations(
     await expect(page.get_by_role("cell", name="Keyboard line", exact=True)).to_be_visible()
     assert await axe_violations(page) == []
     assert (await only_clicktocall(api))["extension"] == "4004"
+
+
+async def test_api_docs_page_renders_the_openapi_document(
+    api: Api, new_page: Callable[..., Any]
+) -> None:
+    page: Page = await new_page(bypass_csp=False)
+    await page.goto(str(api.client.make_url("/v2/docs")))
+    status, doc, _ = await api.call("GET", "/v2/openapi.json")
+    assert status == 200
+    operations = page.locator("#operations > details")
+    count = sum(1 for item in doc["paths"].values() for method in item
+                if method in ("get", "put", "post", "patch", "delete"))
+    await expect(operations).to_have_count(count)
+    await expect(page.locator("#schemas")).to_contain_text("custom_sip_headers")
+    await page.get_by_label("Filter operations").fill("history")
+    await expect(operations.locator("visible=true")).to_have_count(1)
+    await operations.locator("visible=true").locator("> summary").click()
+    await expect(operations.locator("visible=true")).to_contain_text("created_from")
