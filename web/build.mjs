@@ -7,7 +7,7 @@ const out = new URL('../c2c_ari/static/', import.meta.url);
 await rm(out, { recursive: true, force: true });
 await mkdir(out, { recursive: true });
 
-const common = { bundle: true, target: 'es2020', legalComments: 'inline', logLevel: 'warning' };
+const common = { bundle: true, minify: true, target: 'es2020', legalComments: 'inline', logLevel: 'warning' };
 await build({ ...common, entryPoints: ['src/console.js'], format: 'esm',
   outfile: new URL('console.js', out).pathname });
 // A plain <script> on somebody else's page: no module, nothing leaks into their globals.

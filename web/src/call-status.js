@@ -25,10 +25,6 @@ function who(leg, perspective, status) {
     : `the contact ${status.contact || ''}`.trim();
 }
 
-function capitalise(text) {
-  return text.charAt(0).toUpperCase() + text.slice(1);
-}
-
 /**
  * @param {object} status  a call status: {state, dial_first, ...} or an ended call's history item
  * @param {'visitor'|'operator'} perspective
@@ -76,8 +72,6 @@ export function formatDuration(seconds) {
   const m = Math.floor(s / 60);
   return m ? `${m} min ${s % 60} s` : `${s} s`;
 }
-
-export { capitalise };
 
 /**
  * Follow one call through its event stream until it ends.

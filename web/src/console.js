@@ -4,7 +4,8 @@
 
 import { ApiError, fromGregorian, request } from './api.js';
 import { describe, follow, formatDuration } from './call-status.js';
-import { SchemaForm, el, loadSchemas } from './schema-form.js';
+import { el } from './dom.js';
+import { SchemaForm, loadSchemas } from './schema-form.js';
 
 const API = new URL('../v2/', window.location.href).pathname;
 const SESSION_KEY = 'c2c-ari-session';

@@ -7,6 +7,8 @@
 
 import { Validator } from '@cfworker/json-schema';
 
+import { capitalise, el } from './dom.js';
+
 // Keywords whose errors only say "a part below failed": the part below says what.
 const UMBRELLA = new Set(['properties', 'items', '$ref', 'allOf', 'anyOf', 'oneOf',
   'additionalProperties', 'propertyNames', 'required']);
@@ -369,18 +371,4 @@ function add(found, key, message) {
   const list = found.get(key) || [];
   if (!list.includes(message)) list.push(message);
   found.set(key, list);
-}
-
-function capitalise(text) {
-  return text.charAt(0).toUpperCase() + text.slice(1);
-}
-
-/** A small element builder: el('p', {class: 'x'}, 'text', child). */
-export function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
-  for (const child of children) {
-    if (child !== null && child !== undefined) node.append(child);
-  }
-  return node;
 }

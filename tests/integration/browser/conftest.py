@@ -124,6 +124,7 @@ class Site:
 
     def __init__(self) -> None:
         self.html = "<!doctype html><title>empty</title>"
+        self.headers: dict[str, str] = {}
         self.server: TestServer | None = None
 
     @property
@@ -136,7 +137,7 @@ class Site:
         return self.url.rstrip("/")
 
     async def index(self, request: web.Request) -> web.Response:
-        return web.Response(text=self.html, content_type="text/html")
+        return web.Response(text=self.html, content_type="text/html", headers=self.headers)
 
 
 @pytest.fixture

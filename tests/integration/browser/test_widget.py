@@ -184,3 +184,21 @@ async def test_widget_asks_for_a_number_and_is_accessible(
     await expect(page.get_by_label("Your phone number")).to_have_attribute("aria-invalid", "true")
     assert await axe_violations(page) == []
     await screenshot(page, "widget.png", "main")
+
+
+async def test_widget_works_on_a_site_with_a_strict_content_security_policy(
+    api: Api, new_page: Callable[..., Any], other_site: Site,
+) -> None:
+    c2c = await api.create(auth_required=False, allowed_origins=[other_site.origin])
+    service_origin = str(api.client.make_url("/")).rstrip("/")
+    # What the README tells a site to allow: our script and our API, nothing inline.
+    other_site.headers = {"Content-Security-Policy":
+                          f"default-src 'none'; script-src {service_origin}; "
+                          f"connect-src {service_origin}"}
+    page = await open_widget(api, other_site, new_page, c2c["id"])
+    button = page.get_by_role("button", name="Call me")
+    # Styled (no inline <style> needed), and the connect goes through (503: no Asterisk here).
+    assert await button.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(0, 80, 179)"
+    await call_me(page)
+    await expect(page.get_by_role("status")).to_have_text(
+        "Calls are not possible right now: try again later.")
