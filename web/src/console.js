@@ -51,6 +51,10 @@ function problem(error) {
     signOut('Your session has ended: sign in again.');
     return null;
   }
+  if (error instanceof ApiError && error.status === 404) {
+    return el('p', { class: 'error', role: 'alert' },
+      'That click-to-call does not exist: it may have been deleted.');
+  }
   const text = error instanceof ApiError ? error.message : String(error);
   return el('p', { class: 'error', role: 'alert' }, `Something went wrong: ${text}`);
 }
@@ -238,16 +242,21 @@ async function formView(id) {
   show(id ? `Edit “${doc.name}”` : 'New click-to-call', element);
 }
 
+/** A click-to-call, or null after showing why it could not be read under `title`. */
+async function loadOr(title, id) {
+  try {
+    return (await call('GET', `${base()}/${encodeURIComponent(id)}`)).data;
+  } catch (error) {
+    show(title, problem(error) || '');
+    return null;
+  }
+}
+
 // --- history ---------------------------------------------------------------------------------
 
 async function historyView(id) {
-  let doc;
-  try {
-    doc = (await call('GET', `${base()}/${encodeURIComponent(id)}`)).data;
-  } catch (error) {
-    show('History', problem(error) || '');
-    return;
-  }
+  const doc = await loadOr('History', id);
+  if (!doc) return;
   const body = el('tbody');
   const more = el('button', { type: 'button', class: 'secondary', hidden: '' }, 'Show older calls');
   const caption = el('caption', {}, 'Calls, newest first');
@@ -292,13 +301,8 @@ async function historyView(id) {
 // --- test call -------------------------------------------------------------------------------
 
 async function testCallView(id) {
-  let doc;
-  try {
-    doc = (await call('GET', `${base()}/${encodeURIComponent(id)}`)).data;
-  } catch (error) {
-    show('Test call', problem(error) || '');
-    return;
-  }
+  const doc = await loadOr('Test call', id);
+  if (!doc) return;
   const contact = el('input', { type: 'tel', id: 'contact', autocomplete: 'off',
     'aria-describedby': 'contact-hint contact-error' });
   const error = el('p', { class: 'error', id: 'contact-error' });

@@ -193,6 +193,16 @@ async def test_delete_asks_first(api: Api, new_page: Callable[..., Any]) -> None
     assert (await api.call("GET", f"{api.base}/{created['id']}"))[0] == 404
 
 
+async def test_a_deleted_click_to_call_says_so(api: Api, new_page: Callable[..., Any]) -> None:
+    created = await api.create(name="Gone", extension="5005")
+    page = await signed_in(api, new_page)
+    assert (await api.call("DELETE", f"{api.base}/{created['id']}"))[0] == 200
+    for view in ("edit", "history", "test"):
+        await page.goto(str(api.client.make_url(f"/console/#/{view}/{created['id']}")))
+        await expect(page.get_by_role("alert")).to_have_text(
+            "That click-to-call does not exist: it may have been deleted.")
+
+
 async def test_keyboard_only_and_no_serious_accessibility_violations(
     api: Api, new_page: Callable[..., Any]
 ) -> None:
