@@ -43,9 +43,10 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"c2c-ari: local Asterisk: {exc}", file=sys.stderr)
             return 1
         settings = dataclasses.replace(settings, ari_url="auto")
+    url = f"http://{settings.host}:{settings.port}"
     print(
-        f"c2c-ari listening on http://{settings.host}:{settings.port}"
-        f" (database {settings.database_path})",
+        f"c2c-ari listening on {url} (database {settings.database_path}); "
+        f"console {url}/console/, API docs {url}/v2/docs",
         flush=True,
     )
     try:
