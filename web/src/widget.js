@@ -95,7 +95,9 @@ function mount(script) {
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     phone.removeAttribute('aria-invalid');
-    const contact = phone.value.trim();
+    // People write numbers with spaces, dashes, dots and brackets; the service takes digits
+    // (and a leading +) only, and checks the rest.
+    const contact = phone.value.replace(/[\s().\-\u00a0]/g, '');
     if (!contact) {
       phone.setAttribute('aria-invalid', 'true');
       say('Enter your phone number.', 'invalid', true);

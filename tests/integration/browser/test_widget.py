@@ -61,7 +61,7 @@ async def test_widget_places_a_call_and_shows_its_progress(
     c2c = await service.create(name="Shop", extension="1001", auth_required=False,
                                allowed_origins=[other_site.origin])
     page = await open_widget(service, other_site, new_page, c2c["id"])
-    await call_me(page)
+    await call_me(page, "+49 (30) 123-456")  # as people write it: CONTACT is dialled
     status = page.get_by_role("status")
     await expect(status).to_have_text("Connected.", timeout=20_000)
     await screenshot(page, "widget-connected.png", "main")
