@@ -202,3 +202,18 @@ async def test_widget_works_on_a_site_with_a_strict_content_security_policy(
     await call_me(page)
     await expect(page.get_by_role("status")).to_have_text(
         "Calls are not possible right now: try again later.")
+
+
+async def test_widget_options_title_button_and_target(
+    api: Api, new_page: Callable[..., Any], other_site: Site,
+) -> None:
+    c2c = await api.create(auth_required=False, allowed_origins=[other_site.origin])
+    snippet = widget_snippet(str(api.client.make_url("/")), api.account_id, c2c["id"]).replace(
+        "async>", 'data-title="Sales desk" data-button="Ring me" data-target="call-box" async>')
+    other_site.html = shop_page(f'<aside><div id="call-box"></div></aside>{snippet}')
+    page: Page = await new_page()
+    await page.goto(other_site.url)
+    box = page.locator("aside #call-box")
+    await expect(box.get_by_role("button", name="Ring me")).to_be_visible()
+    await expect(box.get_by_role("form", name="Sales desk")).to_be_visible()
+    await expect(page.locator(".c2c-ari-widget")).to_have_count(0)
