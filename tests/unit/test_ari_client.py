@@ -7,9 +7,10 @@ and Basic auth. Retry and backoff timing use an injected clock and sleep: nothin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -590,21 +591,28 @@ def make_events(client: AriClient, rec: Recorder, fake_time: FakeTime, **kw: Any
     )
 
 
+@contextlib.asynccontextmanager
+async def running(events: AriEvents) -> AsyncIterator[AriEvents]:
+    """The events loop, started for the block and stopped after it, whatever happens."""
+    await events.start()
+    try:
+        yield events
+    finally:
+        await events.stop()
+
+
 async def test_events_are_delivered_in_order(
     fake: FakeAri, client: AriClient, fake_time: FakeTime
 ) -> None:
     rec = Recorder()
     events = make_events(client, rec, fake_time)
-    await events.start()
-    try:
+    async with running(events):
         async with asyncio.timeout(3):
             await events.wait_connected()
         assert events.connected
         await fake.send({"type": "StasisStart", "channel": {"id": "c1"}}, {"type": "StasisEnd"})
         await rec.until(lambda: len(rec.log) == 3)
         assert rec.log == ["connected", "StasisStart", "StasisEnd"]
-    finally:
-        await events.stop()
     [ws] = fake.ws_requests
     assert ws.auth == AUTH
     assert ws.query == {"app": APP, "subscribeAll": "false"}
@@ -617,8 +625,7 @@ async def test_events_reconnect_after_the_server_drops(
 ) -> None:
     rec = Recorder()
     events = make_events(client, rec, fake_time)
-    await events.start()
-    try:
+    async with running(events):
         await rec.until(lambda: rec.log == ["connected"])
         await fake.send({"type": "A"})
         await rec.until(lambda: "A" in rec.log)
@@ -626,8 +633,6 @@ async def test_events_reconnect_after_the_server_drops(
         await rec.until(lambda: rec.log.count("connected") == 2)
         await fake.send({"type": "B"})
         await rec.until(lambda: "B" in rec.log)
-    finally:
-        await events.stop()
     assert rec.log == ["connected", "A", "disconnected", "connected", "B", "disconnected"]
     assert events.connections == 2
     assert fake_time.sleeps == [0.2]  # one backoff step before reconnecting
@@ -639,15 +644,12 @@ async def test_reconnect_on_request(
     rec = Recorder()
     events = make_events(client, rec, fake_time)
     await events.reconnect()  # not connected: nothing to do
-    await events.start()
-    try:
+    async with running(events):
         await rec.until(lambda: rec.log == ["connected"])
         await events.reconnect()
         await rec.until(lambda: rec.log.count("connected") == 2)
         await fake.send({"type": "After"})
         await rec.until(lambda: "After" in rec.log)
-    finally:
-        await events.stop()
     assert rec.log == ["connected", "disconnected", "connected", "After", "disconnected"]
     assert len(fake.ws_requests) == 2
 
@@ -659,11 +661,8 @@ async def test_events_wait_for_asterisk_to_come_up(
     fake.ws_refusals.extend([503, 503, 503])
     rec = Recorder()
     events = make_events(client, rec, fake_time)
-    await events.start()
-    try:
+    async with running(events):
         await rec.until(lambda: rec.log == ["connected"])
-    finally:
-        await events.stop()
     assert len(fake.ws_requests) == 4
     assert fake_time.sleeps == pytest.approx([0.2, 0.4, 0.8])
 
@@ -680,12 +679,9 @@ async def test_events_backoff_grows_and_is_capped(fake_time: FakeTime) -> None:
 
     events = AriEvents(ari, rec.on_event, on_connected=rec.on_connected, sleep=sleep,
                        backoff=Backoff(initial=0.2, maximum=5.0, rand=lambda: 0.0))
-    await events.start()
-    try:
+    async with running(events):
         async with asyncio.timeout(5):
             await enough.wait()
-    finally:
-        await events.stop()
         await ari.close()
     assert fake_time.sleeps[:9] == pytest.approx([0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0, 5.0, 5.0])
     assert rec.log == []
@@ -697,14 +693,11 @@ async def test_backoff_resets_after_a_connection_that_lasted(
     fake.ws_refusals.extend([503, 503])
     rec = Recorder()
     events = make_events(client, rec, fake_time)
-    await events.start()
-    try:
+    async with running(events):
         await rec.until(lambda: rec.log == ["connected"])
         fake_time.now += 60  # the connection stays up a minute
         await fake.drop_websockets()
         await rec.until(lambda: rec.log.count("connected") == 2)
-    finally:
-        await events.stop()
     assert fake_time.sleeps == pytest.approx([0.2, 0.4, 0.2])
 
 
@@ -713,14 +706,11 @@ async def test_malformed_frames_are_skipped(
 ) -> None:
     rec = Recorder()
     events = make_events(client, rec, fake_time)
-    await events.start()
-    try:
+    async with running(events):
         await rec.until(lambda: rec.log == ["connected"])
         await fake.send("not json {", "[1, 2]", '{"no": "type"}', b"\x00\x01",
                         {"type": "Good"})
         await rec.until(lambda: "Good" in rec.log)
-    finally:
-        await events.stop()
     assert rec.log == ["connected", "Good", "disconnected"]
     assert events.connections == 1
     assert caplog.text.count("skipping") == 4
@@ -739,14 +729,11 @@ async def test_handler_exceptions_do_not_stop_the_loop(
         done.set()
 
     events = AriEvents(client, on_event, sleep=fake_time.sleep)
-    await events.start()
-    try:
+    async with running(events):
         async with asyncio.timeout(3):
             await events.wait_connected()
             await fake.send({"type": "Bad"}, {"type": "Good"})
             await done.wait()
-    finally:
-        await events.stop()
     assert seen == ["Bad", "Good"]
     assert "handler bug" in caplog.text
 
@@ -765,12 +752,9 @@ async def test_failed_resync_reconnects_and_tries_again(
         assert await client.list_channels() == []
 
     events = AriEvents(client, _ignore, on_connected=on_connected, sleep=fake_time.sleep)
-    await events.start()
-    try:
+    async with running(events):
         async with asyncio.timeout(3):
             await events.wait_connected()
-    finally:
-        await events.stop()
     assert calls == ["connected", "connected"]
     assert len(fake.ws_requests) == 2
 
@@ -854,13 +838,10 @@ async def test_event_filter_is_set_after_every_connect_before_the_resync(
 
     events = AriEvents(client, rec.on_event, on_connected=on_connected, sleep=fake_time.sleep,
                        event_types=["StasisStart", "ChannelDestroyed", "StasisStart"])
-    await events.start()
-    try:
+    async with running(events):
         await rec.until(lambda: rec.log == ["connected"])
         await fake.drop_websockets()
         await rec.until(lambda: rec.log.count("connected") == 2)
-    finally:
-        await events.stop()
     assert filters_at_resync == [1, 2]
     for seen in fake.requests:
         assert (seen.method, seen.path, seen.auth) == ("PUT", FILTER_PATH, AUTH)
@@ -875,13 +856,10 @@ async def test_refused_event_filter_still_delivers_every_event(
     fake.then("PUT", FILTER_PATH, (404, {"message": "Application not found"}))
     rec = Recorder()
     events = make_events(client, rec, fake_time, event_types=["StasisStart"])
-    await events.start()
-    try:
+    async with running(events):
         await rec.until(lambda: rec.log == ["connected"])
         await fake.send({"type": "ChannelVarset"}, {"type": "StasisStart"})
         await rec.until(lambda: "StasisStart" in rec.log)
-    finally:
-        await events.stop()
     assert rec.log[:3] == ["connected", "ChannelVarset", "StasisStart"]
     assert "event filter failed" in caplog.text
 
@@ -891,9 +869,6 @@ async def test_no_event_filter_unless_asked(
 ) -> None:
     rec = Recorder()
     events = make_events(client, rec, fake_time)
-    await events.start()
-    try:
+    async with running(events):
         await rec.until(lambda: rec.log == ["connected"])
-    finally:
-        await events.stop()
     assert fake.requests == []
