@@ -6,6 +6,7 @@ then validate, then execute; the envelope is built by `envelope.success`.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +25,8 @@ from c2c_ari.domain.errors import ValidationFailed
 from c2c_ari.store import StoredDocument
 
 BASE = "/v2/accounts/{account_id}/clicktocall"
+SSE_HEARTBEAT_SECONDS = 15.0
+SSE_RETRY_MS = 2000
 
 
 def _document(request: web.Request, stored: StoredDocument, status: int = 200) -> web.Response:
@@ -156,14 +159,26 @@ async def call_events(request: web.Request) -> web.StreamResponse:
     )
     first = await anext(updates)  # raises NotFound before any byte of the stream is sent
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                           "Cache-Control": "no-store"})
+                                           "Cache-Control": "no-store",
+                                           "X-Accel-Buffering": "no"})
     await response.prepare(request)
+    # `retry` paces the browser's reconnects; after one it gets the status as it is then.
+    await response.write(f"retry: {SSE_RETRY_MS}\n\n".encode())
+    pending: asyncio.Future[dict[str, Any] | None] | None = None
     try:
         status: dict[str, Any] | None = first
         while status is not None:
             await response.write(f"event: status\ndata: {encode_json(status)}\n\n".encode())
-            status = await anext(updates, None)
+            pending = asyncio.ensure_future(anext(updates, None))
+            # A comment line now and then, while nothing changes: proxies do not close the
+            # idle stream, and a browser that is gone shows up as a failed write.
+            while not (await asyncio.wait({pending}, timeout=SSE_HEARTBEAT_SECONDS))[0]:
+                await response.write(b": keep-alive\n\n")
+            status, pending = pending.result(), None
     finally:
+        if pending is not None:
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
         await updates.aclose()
     await response.write_eof()
     return response

@@ -485,7 +485,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         raw=("200", "text/event-stream", {
             "type": "string",
             "description": "`event: status` with the call's status as JSON `data`, now and "
-                           "at every change of state; the last has `state: \"ended\"`."}),
+                           "at every change of state; the last has `state: \"ended\"`. "
+                           "A `retry` hint first, and a `: keep-alive` comment every 15 s "
+                           "while nothing changes."}),
     ),
     ("DELETE", _ITEM + "/calls/{call_id}"): Operation(
         "hangUpCall", "Hang a call up (an ended call answers its outcome)", "calls",

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
+from c2c_ari.api import clicktocall as clicktocall_api
 from tests.conftest import Api
 from tests.helpers.sipp import Sipp
 from tests.integration.service import (
@@ -233,6 +234,30 @@ async def test_event_stream_follows_a_call_to_its_end(
     assert states[-3:] == ["dialing_second", "bridged", "ended"]
     assert states == sorted(states, key=["dialing_first", "dialing_second", "bridged",
                                          "ended"].index)
+
+
+async def test_event_stream_keeps_an_idle_connection_alive(
+    service: Api, sipp: Callable[..., Sipp], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(clicktocall_api, "SSE_HEARTBEAT_SECONDS", 0.2)
+    sipp("uas_answer.xml", EXTENSION_PORT)
+    sipp("uas_answer_then_bye.xml", TRUNK_PORT, duration_ms=1500)
+    c2c = await service.create(extension="1001")
+    status, body, _ = await connect(service, c2c["id"], blocking=True)
+    assert (status, body["data"]["result"]) == (200, "success")
+    response = await service.client.get(
+        f"{service.base}/{c2c['id']}/calls/{body['data']['call_id']}/events",
+        headers={"X-Auth-Token": service.token})
+    lines = []
+    async with asyncio.timeout(20):
+        async for line in response.content:
+            lines.append(line.decode().rstrip("\n"))
+    assert lines[0] == "retry: 2000"
+    data = [json.loads(line[len("data: "):]) for line in lines if line.startswith("data: ")]
+    assert [d["state"] for d in data] == ["bridged", "ended"]
+    # While the call stayed bridged (about 1.5 s), comment lines kept the stream busy.
+    between = lines[lines.index(next(x for x in lines if '"bridged"' in x)):]
+    assert between.count(": keep-alive") >= 2
 
 
 async def test_anonymous_connect_gets_a_token_for_its_call_only(
