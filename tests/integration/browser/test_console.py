@@ -140,6 +140,30 @@ async def test_create_shows_schema_errors_before_submit_and_server_errors_on_the
     await screenshot(page, "console-list.png")
 
 
+async def test_json_fields_are_checked_against_the_referenced_schema(
+    api: Api, new_page: Callable[..., Any]
+) -> None:
+    page = await signed_in(api, new_page)
+    await page.get_by_role("link", name="New click-to-call").click()
+    headers = page.get_by_label("Custom SIP headers")
+    error = page.locator("[data-field=custom_sip_headers] .error")
+    await headers.fill('{"X-Team": "blue"')
+    await expect(error).to_contain_text("Not valid JSON")
+    # custom_sip_headers is a $ref to its own schema document: its rules apply here too.
+    await headers.fill('{"Via": "evil", "X-Team": "blue"}')
+    await expect(error).to_have_text("Name “Via”: This name is not allowed.")
+    await headers.fill('{"out": {"X-Team": "line\\nbreak"}}')
+    await expect(error).to_have_text(
+        "“out.X-Team”: Contains characters or a form that is not allowed here.")
+    await headers.fill('{"out": {"X-Team": "blue"}}')
+    await expect(error).to_be_hidden()
+    await page.get_by_label("Name (required)").fill("Headers")
+    await page.get_by_label("Extension (required)").fill("1001")
+    await page.get_by_role("button", name="Create").click()
+    await expect(page.get_by_role("cell", name="Headers", exact=True)).to_be_visible()
+    assert (await only_clicktocall(api))["custom_sip_headers"] == {"out": {"X-Team": "blue"}}
+
+
 async def test_edit_changes_only_what_was_changed(
     api: Api, new_page: Callable[..., Any]
 ) -> None:
