@@ -139,6 +139,7 @@ async function listView() {
         el('a', { href: `#/edit/${id}`, 'aria-label': `Edit ${item.name}` }, 'Edit'),
         el('a', { href: `#/history/${id}`, 'aria-label': `History of ${item.name}` }, 'History'),
         el('a', { href: `#/test/${id}`, 'aria-label': `Test call with ${item.name}` }, 'Test call'),
+        el('a', { href: `#/widget/${id}`, 'aria-label': `Widget for ${item.name}` }, 'Widget'),
         remove));
   });
   const table = el('table', {},
@@ -380,6 +381,46 @@ async function testCallView(id) {
     el('p', {}, el('a', { href: `#/history/${encodeURIComponent(id)}` }, 'History of this click-to-call')));
 }
 
+// --- widget snippet ----------------------------------------------------------------------------
+
+async function widgetView(id) {
+  const doc = await loadOr('Widget', id);
+  if (!doc) return;
+  const script = new URL('../widget.js', window.location.href).href;
+  const snippet = `<script src="${script}"\n`
+    + `        data-account="${session.account_id}"\n`
+    + `        data-clicktocall="${doc.id}" async></script>`;
+  const code = el('textarea', { id: 'snippet', rows: '3', readonly: '', spellcheck: 'false',
+    wrap: 'off', 'aria-describedby': 'snippet-hint' });
+  code.value = snippet;
+  code.addEventListener('focus', () => code.select());
+  const problems = [];
+  if (doc.auth_required !== false) {
+    problems.push('It needs a token (Authentication required is on), so the widget cannot '
+      + 'place calls with it. Edit it and turn Authentication required off.');
+  }
+  if (!(doc.allowed_origins || []).length) {
+    problems.push('No web origin may use it yet. Edit it and add your site\'s origin '
+      + '(e.g. https://www.example.com) to Allowed web origins.');
+  }
+  if (!(doc.whitelist || []).length) {
+    problems.push('Without a whitelist, visitors can have any number called. A whitelist '
+      + 'of the numbers you serve (e.g. ^\\+49) keeps the bill in check.');
+  }
+  const edit = el('a', { href: `#/edit/${encodeURIComponent(id)}` }, `Edit “${doc.name}”`);
+  show(`Widget for “${doc.name}”`,
+    el('div', { class: 'field' },
+      el('label', { for: 'snippet' }, 'Paste this where the "Call me" form should appear'),
+      el('p', { class: 'hint', id: 'snippet-hint' },
+        'One tag: it draws the form and shows the call\'s progress to the visitor.'),
+      code),
+    ...(problems.length ? [el('div', { class: 'summary', role: 'note' },
+      el('h2', {}, 'Before it works on your site'),
+      el('ul', {}, ...problems.map((text) => el('li', {}, text))))] : [
+      el('p', {}, `Allowed on: ${doc.allowed_origins.join(', ')}.`)]),
+    el('p', {}, edit));
+}
+
 // --- routing ---------------------------------------------------------------------------------
 
 function route() {
@@ -399,6 +440,7 @@ function route() {
   else if (view === 'edit' && key) formView(key);
   else if (view === 'history' && key) historyView(key);
   else if (view === 'test' && key) testCallView(key);
+  else if (view === 'widget' && key) widgetView(key);
   else listView();
 }
 

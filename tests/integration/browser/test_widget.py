@@ -217,3 +217,36 @@ async def test_widget_options_title_button_and_target(
     await expect(box.get_by_role("button", name="Ring me")).to_be_visible()
     await expect(box.get_by_role("form", name="Sales desk")).to_be_visible()
     await expect(page.locator(".c2c-ari-widget")).to_have_count(0)
+
+
+async def test_console_gives_the_snippet_that_works(
+    api: Api, new_page: Callable[..., Any], other_site: Site,
+) -> None:
+    c2c = await api.create(name="Shop line")
+    console: Page = await new_page()
+    await console.goto(str(api.client.make_url("/console/")))
+    await console.get_by_label("API key").fill(api.api_key)
+    await console.get_by_role("button", name="Sign in").click()
+    await console.get_by_role("link", name="Widget for Shop line").click()
+    notes = console.get_by_role("note")
+    await expect(notes).to_contain_text("Authentication required is on")
+    await expect(notes).to_contain_text("No web origin may use it yet")
+    await expect(notes).to_contain_text("Without a whitelist")
+    snippet = await console.get_by_label(re.compile("^Paste this")).input_value()
+
+    status, _, _ = await api.call("PATCH", f"{api.base}/{c2c['id']}", {
+        "auth_required": False, "allowed_origins": [other_site.origin],
+        "whitelist": ["^\\+49"]})
+    assert status == 200
+    await console.reload()
+    await expect(console.get_by_role("note")).to_have_count(0)
+    await expect(console.get_by_text(f"Allowed on: {other_site.origin}.")).to_be_visible()
+    await screenshot(console, "console-widget-snippet.png")
+
+    other_site.html = shop_page(snippet)
+    page: Page = await new_page()
+    await page.goto(other_site.url)
+    await call_me(page)
+    # It reached this service's connect for this click-to-call (no Asterisk here: 503).
+    await expect(page.get_by_role("status")).to_have_text(
+        "Calls are not possible right now: try again later.")
