@@ -142,6 +142,15 @@ async def connect(request: web.Request) -> web.Response:
     return success(request, data, status=result.status)
 
 
+async def calls_in_flight(request: web.Request) -> web.Response:
+    account = await authenticate(request)
+    tokens = context(request).call_tokens
+    calls = await context(request).calls.in_flight(account.id, request.match_info["c2c_id"])
+    # Each with its token, so that a browser can follow it with an EventSource.
+    return success(request, [{**call, "call_token": tokens.issue(call["call_id"])}
+                             for call in calls])
+
+
 async def get_call(request: web.Request) -> web.Response:
     account_id = await authenticate_call(request)
     status = await context(request).calls.status(
@@ -203,6 +212,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(item + "/history", history)
     app.router.add_get(item + "/connect", connect)
     app.router.add_post(item + "/connect", connect)
+    app.router.add_get(item + "/calls", calls_in_flight)
     app.router.add_get(item + "/calls/{call_id}", get_call)
     app.router.add_delete(item + "/calls/{call_id}", hang_up_call)
     app.router.add_get(item + "/calls/{call_id}/events", call_events)

@@ -474,6 +474,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                   _data(_ref("HistoryItem")))),
         errors=(*_BODY_ERRORS, "429", "503"),
     ),
+    ("GET", _ITEM + "/calls"): Operation(
+        "listCalls", "The click-to-call's calls in flight, oldest first", "calls",
+        parameters=("account_id", "c2c_id"),
+        success=(("200", "Their statuses, each with the `call_token` that follows it.",
+                  _data({"type": "array", "items": {
+                      "allOf": [_ref("CallStatus")],
+                      "properties": {"call_token": _STRING}}})),),
+    ),
     ("GET", _ITEM + "/calls/{call_id}"): Operation(
         "getCall", "A call's live status (state, legs), or its outcome once ended", "calls",
         auth="optional", parameters=("account_id", "c2c_id", "call_id", "call_token"),

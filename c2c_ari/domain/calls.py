@@ -19,6 +19,8 @@ class LiveCalls(Protocol):
 
     def status(self, call_id: str) -> dict[str, Any] | None: ...
 
+    def in_flight(self, c2c_id: str) -> list[dict[str, Any]]: ...
+
     def watch(
         self, call_id: str
     ) -> tuple[Watcher, asyncio.Queue[dict[str, Any]]] | None: ...
@@ -31,6 +33,9 @@ class NoLiveCalls:
 
     def status(self, call_id: str) -> dict[str, Any] | None:
         return None
+
+    def in_flight(self, c2c_id: str) -> list[dict[str, Any]]:
+        return []
 
     def watch(self, call_id: str) -> None:
         return None
@@ -55,6 +60,11 @@ class CallsService:
         await self.clicktocalls.get(account_id, c2c_id)
         if not call_id.startswith(f"c2c-{c2c_id}-") or len(call_id) > 80:
             raise NotFound(call_id[:80])
+
+    async def in_flight(self, account_id: str, c2c_id: str) -> list[dict[str, Any]]:
+        """The click-to-call's calls that have not ended yet, oldest first."""
+        await self.clicktocalls.get(account_id, c2c_id)
+        return sorted(self.live.in_flight(c2c_id), key=lambda status: status["timestamp"])
 
     async def status(self, account_id: str, c2c_id: str, call_id: str) -> dict[str, Any]:
         await self._check(account_id, c2c_id, call_id)

@@ -142,6 +142,10 @@ class StasisApp:
         run = self._runs.get(call_id)
         return None if run is None else run[0].status()
 
+    def in_flight(self, c2c_id: str) -> list[dict[str, Any]]:
+        return [call.status() for call, _task in self._runs.values()
+                if call.plan.clicktocall_id == c2c_id]
+
     def watch(self, call_id: str) -> tuple[Call, asyncio.Queue[dict[str, Any]]] | None:
         run = self._runs.get(call_id)
         return None if run is None else (run[0], run[0].watch())

@@ -100,3 +100,14 @@ async def test_an_anonymous_caller_follows_only_its_own_call(api: Api) -> None:
     status, _, _ = await api.call("DELETE", path, token="",
                                   headers={"X-Call-Token": tokens.issue(call_id)})
     assert status == 401
+
+
+async def test_calls_in_flight_are_for_the_owner_only(api: Api) -> None:
+    c2c = await api.create(auth_required=False)
+    await _recorded_call(api, c2c["id"])  # ended: not in flight
+    path = f"{api.base}/{c2c['id']}/calls"
+    status, body, _ = await api.call("GET", path)
+    assert (status, body["data"]) == (200, [])
+    assert (await api.call("GET", path, token=""))[0] == 401
+    other = await sign_in(api.client, "Other", "other.example")
+    assert (await other.call("GET", f"{other.base}/{c2c['id']}/calls"))[0] == 404

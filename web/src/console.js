@@ -285,11 +285,19 @@ async function historyView(id) {
     more.hidden = !next;
     caption.textContent = count ? `${count} call${count === 1 ? '' : 's'}, newest first` : 'No calls yet';
   }
+  async function reload() {
+    body.replaceChildren();
+    next = null;
+    count = 0;
+    await loadPage();
+  }
   more.addEventListener('click', () => loadPage().catch((error) => {
     const shown = problem(error);
     if (shown) more.after(shown);
   }));
-  show(`History of “${doc.name}”`, table, more,
+  const live = liveCalls(id, reload);
+  show(`History of “${doc.name}”`, live.section,
+    el('h2', {}, 'Ended calls'), table, more,
     el('p', {}, el('a', { href: '#/' }, 'Back to the click-to-calls')));
   try {
     await loadPage();
@@ -297,6 +305,72 @@ async function historyView(id) {
     const shown = problem(error);
     if (shown) table.before(shown);
   }
+}
+
+const LIVE_POLL_MS = 2000;
+
+/** The calls in flight, refreshed every LIVE_POLL_MS, each with a Hang up button;
+ *  `onEnded` runs when one of them is over (so the history shows it). */
+function liveCalls(id, onEnded) {
+  const rows = el('tbody');
+  const empty = el('p', {}, 'No call in progress.');
+  const table = el('table', { hidden: '' },
+    el('caption', {}, 'Calls in progress'),
+    el('thead', {}, el('tr', {}, ...['Started', 'Contact', 'Progress', 'Action'].map(
+      (name) => el('th', { scope: 'col' }, name)))), rows);
+  const section = el('section', { 'aria-labelledby': 'live-title' },
+    el('h2', { id: 'live-title' }, 'In progress'), empty, table);
+  let shown = new Set();
+  let timer = null;
+
+  async function refresh() {
+    let calls;
+    try {
+      calls = (await call('GET', `${base()}/${encodeURIComponent(id)}/calls`)).data;
+    } catch (error) {
+      if (problem(error) === null) stop();  // signed out
+      return;
+    }
+    const now = new Set(calls.map((status) => status.call_id));
+    const over = [...shown].some((callId) => !now.has(callId));
+    shown = now;
+    rows.replaceChildren(...calls.map(row));
+    table.hidden = !calls.length;
+    empty.hidden = calls.length > 0;
+    if (over) await onEnded().catch(() => {});
+  }
+
+  function row(status) {
+    const when = fromGregorian(status.timestamp);
+    const hangUp = el('button', { type: 'button', class: 'danger',
+      'aria-label': `Hang up the call with ${status.contact}` }, 'Hang up');
+    hangUp.addEventListener('click', async () => {
+      hangUp.disabled = true;
+      try {
+        await call('DELETE', `${base()}/${encodeURIComponent(id)}/calls/${encodeURIComponent(status.call_id)}`);
+        flash(`Hung up the call with ${status.contact}.`);
+      } catch (error) {
+        const shown = problem(error);
+        if (shown) section.append(shown);
+      }
+      await refresh();
+    });
+    return el('tr', {},
+      el('td', {}, el('time', { datetime: when.toISOString() }, when.toLocaleTimeString())),
+      el('td', {}, status.contact || ''),
+      el('td', {}, describe(status, 'operator').text),
+      el('td', {}, hangUp));
+  }
+
+  function stop() {
+    clearInterval(timer);
+    timer = null;
+  }
+
+  refresh();
+  timer = setInterval(refresh, LIVE_POLL_MS);
+  leaveView = stop;
+  return { section };
 }
 
 // --- test call -------------------------------------------------------------------------------

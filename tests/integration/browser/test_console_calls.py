@@ -58,3 +58,38 @@ async def test_test_call_hang_up_and_history_table(
     assert item["hangup_cause"] == "HANGUP_REQUESTED"
     assert re.fullmatch(r"\d+ s", cells[4])
     await screenshot(page, "console-history.png")
+
+
+async def test_operator_sees_a_visitors_call_live_and_hangs_it_up(
+    service: Api, sipp: Callable[..., Sipp], new_page: Callable[..., Any],
+) -> None:
+    sipp("uas_answer.xml", EXTENSION_PORT)
+    trunk = sipp("uas_answer.xml", TRUNK_PORT)
+    c2c = await service.create(name="Web line", extension="1001", auth_required=False)
+    page = await signed_in(service, new_page)
+    await page.get_by_role("link", name="History of Web line").click()
+    await expect(page.get_by_text("No call in progress.")).to_be_visible()
+
+    # A visitor's call (anonymous connect, as the widget makes it).
+    status, body, _ = await service.call(
+        "POST", f"{service.base}/{c2c['id']}/connect", {"contact": CONTACT}, token="")
+    assert status == 202
+    call_id = body["data"]["outbound_call_id"]
+    live = page.get_by_role("table", name="Calls in progress")
+    await expect(live.get_by_role("row").filter(has_text=CONTACT)).to_contain_text(
+        "Connected.", timeout=20_000)
+    status, body, _ = await service.call("GET", f"{service.base}/{c2c['id']}/calls")
+    (in_flight,) = body["data"]
+    assert (in_flight["call_id"], in_flight["state"]) == (call_id, "bridged")
+    assert in_flight["call_token"]
+    await screenshot(page, "console-live-call.png")
+
+    await page.get_by_role("button", name=f"Hang up the call with {CONTACT}").click()
+    await expect(page.get_by_text("No call in progress.")).to_be_visible(timeout=20_000)
+    await expect(live).to_be_hidden()
+    trunk.wait_for_request("BYE")
+    ended = page.get_by_role("table", name=re.compile("newest first"))
+    await expect(ended.locator("tbody tr")).to_have_count(1)
+    await expect(ended.locator("tbody tr")).to_contain_text("HANGUP_REQUESTED")
+    (item,) = await history(service, c2c["id"])
+    assert (item["call_id"], item["authenticated"]) == (call_id, False)
