@@ -89,6 +89,15 @@ async def test_the_form_is_drawn_from_the_served_schema(
     await expect(page.get_by_label("Dial first")).to_have_text(
         re.compile("extension.*contact", re.S))
     await expect(page.get_by_label("Name (required)")).to_have_attribute("aria-required", "true")
+    # Bounds too: the schema's maximum, and its maxLength.
+    timeout_maximum = schema["properties"]["timeout"]["maximum"]
+    await page.get_by_label("Timeout").fill(str(timeout_maximum + 1))
+    await expect(page.locator("[data-field=timeout] .error")).to_have_text(
+        f"Must be at most {timeout_maximum}.")
+    name_max = schema["properties"]["name"]["maxLength"]
+    await page.get_by_label("Name (required)").fill("n" * (name_max + 1))
+    await expect(page.locator("[data-field=name] .error")).to_have_text(
+        f"Too long: at most {name_max} characters.")
 
 
 async def test_create_shows_schema_errors_before_submit_and_server_errors_on_the_field(
