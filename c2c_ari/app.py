@@ -83,7 +83,7 @@ def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Appl
         stasis = None
         if ari is not None:
             stasis = StasisApp(
-                ari, HistoryRecorder(HistoryStore(db), ActiveCallStore(db)),
+                ari, HistoryRecorder(ActiveCallStore(db)),
                 extension_endpoint=settings.extension_endpoint,
                 contact_endpoint=settings.contact_endpoint,
             )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from c2c_ari.domain.ids import GREGORIAN_OFFSET
-from c2c_ari.store import ActiveCall, ActiveCallStore, HistoryStore
+from c2c_ari.store import ActiveCall, ActiveCallStore
 
 # Q.850 causes by number, named as Kazoo (FreeSWITCH) names them.
 CAUSES: dict[int, str] = {
@@ -34,8 +34,7 @@ def gregorian(unix_seconds: float) -> int:
 
 
 class HistoryRecorder:
-    def __init__(self, history: HistoryStore, active: ActiveCallStore) -> None:
-        self.history = history
+    def __init__(self, active: ActiveCallStore) -> None:
         self.active = active
 
     async def started(self, call: ActiveCall) -> None:
@@ -43,12 +42,7 @@ class HistoryRecorder:
 
     async def finished(self, call: ActiveCall) -> bool:
         """Record the outcome once; False if this call id was already recorded."""
-        recorded = await self.history.insert(
-            call.account_id, call.clicktocall_id, call.call_id, call.item["timestamp"],
-            call.item,
-        )
-        await self.active.remove(call.call_id)
-        return recorded
+        return await self.active.record_outcome(call)
 
     async def unfinished(self) -> list[ActiveCall]:
         return await self.active.all()

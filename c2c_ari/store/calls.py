@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from c2c_ari.store.db import Database
+from c2c_ari.store.history import insert_statement
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,16 @@ class ActiveCallStore:
              json.dumps(call.resources)),
         )
 
-    async def remove(self, call_id: str) -> None:
-        await self.db.execute("DELETE FROM active_calls WHERE call_id = ?", (call_id,))
+    async def record_outcome(self, call: ActiveCall) -> bool:
+        """Record the call's history item and drop its in-flight row, in one transaction (so
+        one commit, and never one without the other). False if the item was already
+        recorded."""
+        inserted, _removed = await self.db.execute_together([
+            insert_statement(call.account_id, call.clicktocall_id, call.call_id,
+                             call.item["timestamp"], call.item),
+            ("DELETE FROM active_calls WHERE call_id = ?", (call.call_id,)),
+        ])
+        return inserted == 1
 
     async def all(self) -> list[ActiveCall]:
         return [

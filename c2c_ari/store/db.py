@@ -79,7 +79,10 @@ class _Write:
     sql: str
     params: tuple[Any, ...]
     batchable: bool
-    done: asyncio.Future[int]
+    done: asyncio.Future[Any]
+    # Statements that stand or fall together (`execute_together`); then sql and params are
+    # unused and the outcome is the list of their row counts.
+    together: tuple[tuple[str, tuple[Any, ...]], ...] = ()
 
 
 _PRAGMAS = (
@@ -181,6 +184,17 @@ class Database:
             self._flusher = asyncio.create_task(self._flush())
         return await done
 
+    async def execute_together(
+        self, statements: list[tuple[str, tuple[Any, ...]]]
+    ) -> list[int]:
+        """Run write statements in the next group commit, all or none of them: one commit
+        (and one thread hand-off) for a change that spans tables. Their changed-row counts."""
+        done: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Write("", (), False, done, tuple(statements)))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await done
+
     async def _flush(self) -> None:
         # One pass of the event loop first: requests being handled right now join this batch.
         await asyncio.sleep(0)
@@ -214,7 +228,7 @@ class Database:
 # --- run in the writer thread: plain sqlite3 calls on the writer connection ------------------
 
 
-def _commit(conn: sqlite3.Connection, batch: list[_Write]) -> list[int | Exception]:
+def _commit(conn: sqlite3.Connection, batch: list[_Write]) -> list[Any]:
     """One transaction holding every write of `batch`: each write's changed-row count, or the
     error that statement alone raised (its statement undone, the others kept). An error that
     ends the transaction (BEGIN, COMMIT, a full disk) is raised: then nothing was stored.
@@ -223,7 +237,7 @@ def _commit(conn: sqlite3.Connection, batch: list[_Write]) -> list[int | Excepti
     the event loop's thread."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        outcomes: list[int | Exception] = []
+        outcomes: list[Any] = []
         for run in _runs(batch):
             outcomes += _write_run(conn, run)
         conn.execute("COMMIT")
@@ -235,7 +249,9 @@ def _commit(conn: sqlite3.Connection, batch: list[_Write]) -> list[int | Excepti
     return outcomes
 
 
-def _write_run(conn: sqlite3.Connection, run: list[_Write]) -> list[int | Exception]:
+def _write_run(conn: sqlite3.Connection, run: list[_Write]) -> list[Any]:
+    if run[0].together:
+        return [_write_together(conn, run[0])]
     if len(run) > 1 and run[0].batchable:
         # A savepoint, so that a failing row undoes the whole executemany and the rows can be
         # retried one by one, each with its own outcome.
@@ -256,6 +272,20 @@ def _write_run(conn: sqlite3.Connection, run: list[_Write]) -> list[int | Except
                 raise
             out.append(exc)  # SQLite undid this statement only; the transaction goes on
     return out
+
+
+def _write_together(conn: sqlite3.Connection, write: _Write) -> list[int] | Exception:
+    conn.execute("SAVEPOINT together")
+    try:
+        counts = [conn.execute(sql, params).rowcount for sql, params in write.together]
+    except sqlite3.Error as exc:
+        if not conn.in_transaction:
+            raise
+        conn.execute("ROLLBACK TO together")
+        conn.execute("RELEASE together")
+        return exc
+    conn.execute("RELEASE together")
+    return counts
 
 
 def _runs(batch: list[_Write]) -> list[list[_Write]]:

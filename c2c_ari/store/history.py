@@ -8,6 +8,17 @@ from typing import Any
 from c2c_ari.store.db import Database
 
 
+def insert_statement(
+    account_id: str, clicktocall_id: str, call_id: str, timestamp: int, item: dict[str, Any],
+) -> tuple[str, tuple[Any, ...]]:
+    """The write that records one attempt, ignored when its call id is already recorded."""
+    return (
+        "INSERT OR IGNORE INTO history (account_id, clicktocall_id, call_id, timestamp, doc)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (account_id, clicktocall_id, call_id, timestamp, json.dumps(item)),
+    )
+
+
 class HistoryStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -18,10 +29,7 @@ class HistoryStore:
     ) -> bool:
         """Record one attempt; False if this call id is already recorded (exactly once)."""
         changed = await self.db.execute(
-            "INSERT OR IGNORE INTO history (account_id, clicktocall_id, call_id, timestamp, doc)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (account_id, clicktocall_id, call_id, timestamp, json.dumps(item)),
-        )
+            *insert_statement(account_id, clicktocall_id, call_id, timestamp, item))
         return changed == 1
 
     async def get(self, account_id: str, call_id: str) -> dict[str, Any] | None:

@@ -92,3 +92,23 @@ async def test_writes_before_close_are_finished(tmp_path: Path) -> None:
         assert await ids(db, "accounts") == ["a"]
     with pytest.raises(RuntimeError):
         await account(db, "b")
+
+
+async def test_statements_together_stand_or_fall_together(tmp_path: Path) -> None:
+    path = tmp_path / "c2c.sqlite"
+    async with Database(path) as db:
+        await account(db, "a")
+        refused, kept, alone = await asyncio.gather(
+            db.execute_together([(DOC, ("a", "doc1")), (DOC, ("nobody", "doc2"))]),
+            db.execute_together([(DOC, ("a", "doc3")),
+                                 ("UPDATE clicktocalls SET rev = 5 WHERE id = ?", ("doc3",))]),
+            db.execute(DOC, ("a", "doc4")),
+            return_exceptions=True,
+        )
+        # The foreign-key failure of its second statement undid the first one too; the other
+        # writes of the same group commit were kept.
+        assert isinstance(refused, sqlite3.IntegrityError)
+        assert (kept, alone) == ([1, 1], 1)
+    async with Database(path) as db:
+        assert await ids(db, "clicktocalls") == ["doc3", "doc4"]
+        assert await db.fetchone("SELECT rev FROM clicktocalls WHERE id = 'doc3'") == (5,)
