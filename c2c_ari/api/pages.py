@@ -17,8 +17,8 @@ CONSOLE_PATH = "/console/"
 WIDGET_PATH = "/widget.js"
 BUILD_HINT = "npm --prefix web ci && npm --prefix web run build"
 
-_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css",
-          ".map": "application/json", ".svg": "image/svg+xml"}
+# What web/build.mjs writes.
+_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
 
 # The console loads nothing but its own files and talks only to this service.
 CONSOLE_CSP = (

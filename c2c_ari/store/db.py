@@ -179,9 +179,7 @@ class Database:
         `batchable` statements (plain inserts whose row count is not needed) may be sent
         together with others of the same text in one `executemany`."""
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Write(sql, params, batchable, done))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
+        self._enqueue(_Write(sql, params, batchable, done))
         return await done
 
     async def execute_together(
@@ -190,10 +188,14 @@ class Database:
         """Run write statements in the next group commit, all or none of them: one commit
         (and one thread hand-off) for a change that spans tables. Their changed-row counts."""
         done: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Write("", (), False, done, tuple(statements)))
+        self._enqueue(_Write("", (), False, done, tuple(statements)))
+        return await done
+
+    def _enqueue(self, write: _Write) -> None:
+        """Queue a write for the next group commit, starting a flush unless one runs."""
+        self._queue.append(write)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
-        return await done
 
     async def _flush(self) -> None:
         # One pass of the event loop first: requests being handled right now join this batch.
