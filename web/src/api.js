@@ -37,6 +37,22 @@ export async function request(method, url, { token, body, headers = {} } = {}) {
   return envelope;
 }
 
+/**
+ * The messages of a Kazoo error's data ({"whitelist.0": {"format": {"message": ...}}}), each
+ * with the dotted path it is about.
+ * @returns {Array<[string, string]>}
+ */
+export function errorMessages(data) {
+  const found = [];
+  for (const [path, problems] of Object.entries(data || {})) {
+    if (!problems || typeof problems !== 'object') continue;
+    for (const problem of Object.values(problems)) {
+      found.push([path, (problem && problem.message) || String(problem)]);
+    }
+  }
+  return found;
+}
+
 /** The seconds since year 0 (Kazoo's timestamps) as a Date. */
 export function fromGregorian(seconds) {
   return new Date((seconds - 62167219200) * 1000);

@@ -2,7 +2,7 @@
 // click-to-calls and read their history. One view at a time, chosen by the URL's #fragment so
 // that the browser's back button and bookmarks work.
 
-import { ApiError, fromGregorian, request } from './api.js';
+import { ApiError, errorMessages, fromGregorian, request } from './api.js';
 import { describe, follow, formatDuration } from './call-status.js';
 import { el } from './dom.js';
 import { SchemaForm, loadSchemas } from './schema-form.js';
@@ -426,8 +426,7 @@ async function testCallView(id) {
       start.disabled = false;
       status.textContent = '';
       if (failure instanceof ApiError && failure.status === 400) {
-        const messages = Object.values(failure.data).flatMap((problems) =>
-          Object.values(problems || {}).map((p) => (p && p.message) || String(p)));
+        const messages = errorMessages(failure.data).map(([, text]) => text);
         error.textContent = messages.join(' ') || failure.message;
         contact.setAttribute('aria-invalid', 'true');
         contact.focus();

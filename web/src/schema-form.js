@@ -7,6 +7,7 @@
 
 import { Validator } from '@cfworker/json-schema';
 
+import { errorMessages } from './api.js';
 import { capitalise, el } from './dom.js';
 
 // Keywords whose errors only say "a part below failed": the part below says what.
@@ -188,6 +189,13 @@ export class SchemaForm {
 
   /** Validate against the schema; returns Map(fieldKey → [messages]) and shows them. */
   validate() {
+    const found = this.errors();
+    this.show(found);
+    return found;
+  }
+
+  /** The schema's errors for what the form holds now: Map(fieldKey → [messages]). */
+  errors() {
     const { doc, unreadable } = this.read();
     const found = new Map();
     for (const [key, problem] of unreadable) found.set(key, [problem]);
@@ -204,20 +212,12 @@ export class SchemaForm {
       if (key === null || unreadable.has(key)) continue;
       add(found, key, where(this.fields.get(key), rest, nameError) + this.message(err));
     }
-    this.show(found);
     return found;
   }
 
-  /** Re-check one field (on change): only its own errors are shown or cleared. */
+  /** Re-check one field (while typing): only its own errors are shown or cleared. */
   checkField(field) {
-    const all = this.validateQuietly();
-    this.showOne(field, all.get(field.key) || []);
-  }
-
-  validateQuietly() {
-    const show = this.show;
-    this.show = () => {};
-    try { return this.validate(); } finally { this.show = show; }
+    this.showOne(field, this.errors().get(field.key) || []);
   }
 
   /** The field a path belongs to (the longest drawn prefix) and what is left of the path. */
@@ -233,14 +233,10 @@ export class SchemaForm {
   serverErrors(data) {
     const found = new Map();
     const loose = [];
-    for (const [path, problems] of Object.entries(data || {})) {
-      if (!problems || typeof problems !== 'object') continue;
+    for (const [path, text] of errorMessages(data)) {
       const [key, rest] = this.fieldFor(path.split('.'));
-      for (const problem of Object.values(problems)) {
-        const text = (problem && problem.message) || String(problem);
-        if (key === null) loose.push(`${path}: ${text}`);
-        else add(found, key, where(this.fields.get(key), rest, false) + capitalise(text) + (/[.!?]$/.test(text) ? '' : '.'));
-      }
+      if (key === null) loose.push(`${path}: ${text}`);
+      else add(found, key, where(this.fields.get(key), rest, false) + capitalise(text) + (/[.!?]$/.test(text) ? '' : '.'));
     }
     this.show(found);
     return { found, loose };

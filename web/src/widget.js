@@ -9,7 +9,7 @@
 // origin must be in the click-to-call's allowed_origins, and the click-to-call must have
 // auth_required: false.
 
-import { ApiError, request } from './api.js';
+import { ApiError, errorMessages, request } from './api.js';
 import { describe, follow } from './call-status.js';
 import { el } from './dom.js';
 
@@ -34,9 +34,8 @@ function refusal(error) {
   }
   switch (error.status) {
     case 400: {
-      const messages = Object.values(error.data || {}).flatMap((problems) =>
-        Object.values(problems || {}).map((p) => (p && p.message) || ''));
-      return `That number cannot be called${messages[0] ? `: ${messages[0]}` : '.'}`;
+      const [first] = errorMessages(error.data);
+      return `That number cannot be called${first ? `: ${first[1]}` : '.'}`;
     }
     case 429: {
       const wait = error.data && error.data.retry_after;
