@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from c2c_ari import localasterisk
 from c2c_ari.api import pages
 from c2c_ari.localasterisk import LocalAsteriskError
+from tests.conftest import Api
 
 ROOT = Path(__file__).resolve().parents[3]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -96,6 +97,16 @@ async def new_page(browser: Browser) -> AsyncIterator[Callable[..., Any]]:
     for context in contexts:
         await context.close()
     assert errors == []
+
+
+async def signed_in(api: Api, new_page: Callable[..., Any], **options: Any) -> Page:
+    """A new page of the console, signed in to `api`'s account, on the list."""
+    page: Page = await new_page(**options)
+    await page.goto(str(api.client.make_url("/console/")))
+    await page.get_by_label("API key").fill(api.api_key)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", name="Click-to-calls")).to_be_visible()
+    return page
 
 
 async def screenshot(page: Page, name: str, selector: str | None = None) -> None:

@@ -12,18 +12,9 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.conftest import Api
-from tests.integration.browser.conftest import axe_violations, screenshot
+from tests.integration.browser.conftest import axe_violations, screenshot, signed_in
 
 pytestmark = pytest.mark.browser
-
-
-async def signed_in(api: Api, new_page: Callable[..., Any], **options: Any) -> Page:
-    page: Page = await new_page(**options)
-    await page.goto(str(api.client.make_url("/console/")))
-    await page.get_by_label("API key").fill(api.api_key)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_role("heading", name="Click-to-calls")).to_be_visible()
-    return page
 
 
 async def stored(api: Api, c2c_id: str) -> dict[str, Any]:

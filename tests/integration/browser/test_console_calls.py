@@ -12,8 +12,7 @@ from playwright.async_api import expect
 
 from tests.conftest import Api
 from tests.helpers.sipp import Sipp
-from tests.integration.browser.conftest import screenshot
-from tests.integration.browser.test_console import signed_in
+from tests.integration.browser.conftest import screenshot, signed_in
 from tests.integration.service import CONTACT, EXTENSION_PORT, TRUNK_PORT, history
 
 pytestmark = [pytest.mark.browser, pytest.mark.asterisk]

@@ -20,6 +20,7 @@ from tests.integration.browser.conftest import (
     axe_violations,
     screenshot,
     shop_page,
+    signed_in,
     widget_snippet,
 )
 from tests.integration.service import CONTACT, EXTENSION_PORT, TRUNK_PORT, history
@@ -223,10 +224,7 @@ async def test_console_gives_the_snippet_that_works(
     api: Api, new_page: Callable[..., Any], other_site: Site,
 ) -> None:
     c2c = await api.create(name="Shop line")
-    console: Page = await new_page()
-    await console.goto(str(api.client.make_url("/console/")))
-    await console.get_by_label("API key").fill(api.api_key)
-    await console.get_by_role("button", name="Sign in").click()
+    console = await signed_in(api, new_page)
     await console.get_by_role("link", name="Widget for Shop line").click()
     notes = console.get_by_role("note")
     await expect(notes).to_contain_text("Authentication required is on")
