@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -19,7 +20,7 @@ from c2c_ari.domain.calls import CallsService, LiveCalls, NoLiveCalls
 from c2c_ari.domain.clicktocalls import ClickToCallService
 from c2c_ari.domain.connect import CallPlacer, ConnectService, NoCallPlacer
 from c2c_ari.domain.history import HistoryRecorder
-from c2c_ari.domain.throttle import Throttle
+from c2c_ari.domain.retention import Housekeeper, RetentionPolicy
 from c2c_ari.domain.validation import default_validator, load_schemas
 from c2c_ari.stasis.app import StasisApp
 from c2c_ari.store import (
@@ -54,12 +55,16 @@ def build_services(
     placer: CallPlacer | None = None, live: LiveCalls | None = None,
 ) -> ApiContext:
     validator = default_validator()
-    clicktocalls = ClickToCallService(ClickToCallStore(db), HistoryStore(db), validator.validate)
+    clicktocalls = ClickToCallService(
+        ClickToCallStore(db, cache_bytes=settings.document_cache_bytes), HistoryStore(db),
+        validator.validate, max_per_account=settings.max_clicktocalls_per_account)
+    accounts = AccountService(AccountStore(db), settings.token_ttl)
     return ApiContext(
         settings=settings,
-        accounts=AccountService(AccountStore(db), settings.token_ttl),
+        accounts=accounts,
         clicktocalls=clicktocalls,
-        connect=ConnectService(clicktocalls, Throttle(), placer or NoCallPlacer()),
+        connect=ConnectService(accounts, clicktocalls, placer or NoCallPlacer(),
+                               anonymous_throttle=settings.anonymous_throttle or None),
         calls=CallsService(clicktocalls, live or NoLiveCalls()),
         call_tokens=call_tokens,
         schemas=load_schemas(),
@@ -67,10 +72,22 @@ def build_services(
     )
 
 
+def housekeeper(settings: Settings, services: ApiContext) -> Housekeeper:
+    return Housekeeper(
+        services.accounts.store, services.clicktocalls.store,
+        services.clicktocalls.history_store,
+        RetentionPolicy(history_days=settings.history_retention_days,
+                        deleted_days=settings.deleted_retention_days),
+    )
+
+
 def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Application:
     # cors is outermost, so that the Kazoo errors too reach an allowed page.
     app = web.Application(
-        middlewares=[cors.cors, kazoo_errors], client_max_size=settings.max_body_bytes
+        middlewares=[cors.cors, kazoo_errors], client_max_size=settings.max_body_bytes,
+        # Compressed bodies are inflated by api/request.py, never beyond max_body_bytes;
+        # aiohttp's own decompression would inflate them before any limit applies.
+        handler_args={"auto_decompress": False},
     )
     app.on_response_prepare.append(cors.add_cors_headers)
     app[NODE_KEY] = node_hash(settings.node)
@@ -86,6 +103,7 @@ def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Appl
                 ari, HistoryRecorder(ActiveCallStore(db)),
                 extension_endpoint=settings.extension_endpoint,
                 contact_endpoint=settings.contact_endpoint,
+                contact_uri_endpoint=settings.contact_uri_endpoint,
             )
         call_tokens = CallTokens(await ServiceKeyStore(db).get_or_create("call_tokens"))
         services = build_services(settings, db, call_tokens, placer or stasis, stasis)
@@ -95,7 +113,11 @@ def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Appl
                                          services.accounts)
             app[STASIS] = stasis
             await stasis.start()
+        housekeeping = asyncio.create_task(housekeeper(settings, services).run_forever(),
+                                           name="housekeeping")
         yield
+        housekeeping.cancel()
+        await asyncio.gather(housekeeping, return_exceptions=True)
         if stasis is not None:
             await stasis.stop()
         await db.close()

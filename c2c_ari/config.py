@@ -7,6 +7,7 @@ environment variables `C2C_ARI_<NAME>`, then command-line flags.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import socket
 import tomllib
@@ -50,6 +51,21 @@ class Settings:
     # Dial strings of the two legs; the values put in have passed strict character checks.
     extension_endpoint: str = "PJSIP/{extension}"
     contact_endpoint: str = "PJSIP/{contact}@trunk"
+    # The dial string of a whitelisted `sip:user@host[:port]` contact: PJSIP's
+    # endpoint/URI form sends it to that URI with the trunk endpoint's settings.
+    contact_uri_endpoint: str = "PJSIP/trunk/{contact}"
+    # Connects per minute from one client address (an IPv6 /64) to one public click-to-call
+    # (auth_required false), on top of its own `throttle`; 0 means no such limit.
+    anonymous_throttle: int = 5
+    # Proxies whose X-Forwarded-For is believed (addresses or networks, e.g. 10.0.0.0/8):
+    # the client address is then the last one in that header that is not such a proxy.
+    trusted_proxies: tuple[str, ...] = ()
+    # Per-account limits and retention (0 days keeps forever).
+    max_clicktocalls_per_account: int = 1000
+    history_retention_days: int = 365
+    deleted_retention_days: int = 30
+    # Memory for click-to-call documents kept for reads; one account gets at most an eighth.
+    document_cache_bytes: int = 32 * 1024 * 1024
 
     @property
     def database_path(self) -> Path:
@@ -91,6 +107,13 @@ def _coerce(name: str, value: Any) -> Any:
             return int(value)
         if kind in ("Path", "Path | None"):
             return Path(value).expanduser()
+        if kind == "tuple[str, ...]":
+            items = value.split(",") if isinstance(value, str) else list(value)
+            out = tuple(str(item).strip() for item in items if str(item).strip())
+            if name == "trusted_proxies":
+                for item in out:
+                    ipaddress.ip_network(item, strict=False)  # ValueError names it below
+            return out
         return str(value)
     except (TypeError, ValueError):
         raise ValueError(f"setting {name!r}: cannot use {value!r} as {kind}") from None

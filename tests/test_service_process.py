@@ -39,7 +39,9 @@ def _http(method: str, url: str, data: object = None, token: str | None = None):
 
 
 @contextmanager
-def running_service(data_dir: Path) -> Iterator[str]:
+def running_service(data_dir: Path, output: list[str] | None = None) -> Iterator[str]:
+    """The service on a free port until the block ends; its output (stdout and stderr) is
+    appended to `output` once it has stopped."""
     port = _free_port()
     proc = subprocess.Popen(
         [*CLI, "serve", "--port", str(port), "--data-dir", str(data_dir)],
@@ -67,6 +69,8 @@ def running_service(data_dir: Path) -> Iterator[str]:
             proc.kill()
             proc.wait()
         if proc.stdout:
+            if output is not None:
+                output.append(proc.stdout.read().decode(errors="replace"))
             proc.stdout.close()
 
 
@@ -105,3 +109,18 @@ def test_bad_settings_fail_clearly(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "port" in result.stderr
+
+
+def test_a_client_hanging_up_mid_upload_leaves_no_error(tmp_path: Path) -> None:
+    output: list[str] = []
+    with running_service(tmp_path, output) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"PUT /v2/api_auth HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+            # A whole request on another connection: by its answer the upload is being read.
+            assert _http("GET", url + "/v2/schemas")[0] == 200
+        # the next requests are served as usual
+        assert _http("PUT", url + "/v2/api_auth", {"api_key": "0" * 64})[0] == 401
+    assert "Traceback" not in output[0]
+    assert "unhandled error" not in output[0]

@@ -7,6 +7,7 @@ then validate, then execute; the envelope is built by `envelope.success`.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -15,13 +16,15 @@ from c2c_ari.api.context import (
     authenticate,
     authenticate_call,
     authenticate_optional,
+    client_ip,
     context,
 )
-from c2c_ari.api.envelope import RawJson, encode_json, success
+from c2c_ari.api.envelope import RawJson, encode_json, success, success_stream
 from c2c_ari.api.request import query_bool, query_int, read_envelope
 from c2c_ari.domain.clicktocalls import Page
 from c2c_ari.domain.connect import connect_request
 from c2c_ari.domain.errors import ValidationFailed
+from c2c_ari.domain.origins import request_origin
 from c2c_ari.store import StoredDocument
 
 BASE = "/v2/accounts/{account_id}/clicktocall"
@@ -45,25 +48,48 @@ def _page_size(request: web.Request) -> int | None:
 
 def _start_key(request: web.Request) -> str | None:
     key = request.query.get("start_key")
-    if key is not None and (len(key) > 64 or not key.isprintable()):
-        raise ValidationFailed.single("start_key", "maxLength", "start_key is not a valid key")
+    if key is not None and (len(key) > 64 or not key.isascii() or not key.isprintable()):
+        raise ValidationFailed.single("start_key", "pattern", "start_key is not a valid key",
+                                      target="printable ASCII, at most 64 characters")
     return key
 
 
+def _listing_extra(start_key: str | None) -> dict[str, Any]:
+    return {} if start_key is None else {"start_key": start_key}
+
+
 def _listing(request: web.Request, page: Page, start_key: str | None) -> web.Response:
-    extra: dict[str, Any] = {"page_size": len(page.items)}
-    if start_key is not None:
-        extra["start_key"] = start_key
+    extra = {**_listing_extra(start_key), "page_size": len(page.items)}
     if page.next_start_key is not None:
         extra["next_start_key"] = page.next_start_key
-    return success(request, page.items, extra=extra)
+    return success(request, RawJson("[" + ",".join(page.items) + "]"), extra=extra)
 
 
-async def list_clicktocalls(request: web.Request) -> web.Response:
+async def _everything(
+    request: web.Request, items: AsyncIterator[str], start_key: str | None
+) -> web.StreamResponse:
+    """paginate=false: the whole listing, streamed; a missing resource still answers a
+    plain Kazoo error, because nothing is sent before the first item is read."""
+    first = await anext(items, None)
+
+    async def chained() -> AsyncIterator[str]:
+        if first is not None:
+            yield first
+            async for item in items:
+                yield item
+
+    return await success_stream(request, chained(), extra=_listing_extra(start_key))
+
+
+async def list_clicktocalls(request: web.Request) -> web.StreamResponse:
     account = await authenticate(request)
     start_key, page_size = _start_key(request), _page_size(request)
-    page = await context(request).clicktocalls.page(account.id, start_key, page_size)
-    return _listing(request, page, start_key)
+    clicktocalls = context(request).clicktocalls
+    if page_size is None:
+        return await _everything(request, clicktocalls.all_items(account.id, start_key),
+                                 start_key)
+    return _listing(request, await clicktocalls.page(account.id, start_key, page_size),
+                    start_key)
 
 
 async def create_clicktocall(request: web.Request) -> web.Response:
@@ -105,7 +131,7 @@ async def delete_clicktocall(request: web.Request) -> web.Response:
     return _document(request, stored)
 
 
-async def history(request: web.Request) -> web.Response:
+async def history(request: web.Request) -> web.StreamResponse:
     account = await authenticate(request)
     start_key, page_size = _start_key(request), _page_size(request)
     created_from = query_int(request, "created_from", minimum=0)
@@ -115,24 +141,25 @@ async def history(request: web.Request) -> web.Response:
             "created_from", "maximum", "created_from must not be after created_to",
             target=created_to,
         )
-    page = await context(request).clicktocalls.history(
-        account.id, request.match_info["c2c_id"], start_key=start_key, page_size=page_size,
-        created_from=created_from, created_to=created_to,
-    )
+    clicktocalls, c2c_id = context(request).clicktocalls, request.match_info["c2c_id"]
+    window = {"start_key": start_key, "created_from": created_from, "created_to": created_to}
+    if page_size is None:
+        return await _everything(
+            request, clicktocalls.all_history(account.id, c2c_id, **window), start_key)
+    page = await clicktocalls.history(account.id, c2c_id, page_size=page_size, **window)
     return _listing(request, page, start_key)
 
 
 async def connect(request: web.Request) -> web.Response:
     account = await authenticate_optional(request)
-    authenticated = account is not None
-    if account is None:
-        account = await context(request).accounts.get(request.match_info["account_id"])
     params = connect_request(
         await read_envelope(request, allow_form=True), request.query,
-        context(request).validate, request.remote,
+        context(request).validate, client_ip=client_ip(request),
+        origin=request_origin(request.headers.get("Origin"), request.headers.get("Referer")),
     )
     result = await context(request).connect.connect(
-        account, authenticated, request.match_info["c2c_id"], params
+        request.match_info["account_id"], request.match_info["c2c_id"], params,
+        authenticated=account,
     )
     # Whoever placed the call may follow it, and only it: the token is what a browser's
     # EventSource (which cannot send X-Auth-Token) or an anonymous widget shows.

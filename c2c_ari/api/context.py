@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from aiohttp import web
@@ -29,12 +31,42 @@ class ApiContext:
     schemas: dict[str, dict[str, Any]]
     validate: Callable[[dict[str, Any], str], dict[str, Any]]
 
+    @cached_property
+    def trusted_proxies(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(p, strict=False)
+                     for p in self.settings.trusted_proxies)
+
 
 CONTEXT: web.AppKey[ApiContext] = web.AppKey("c2c_ari", ApiContext)
 
 
 def context(request: web.Request) -> ApiContext:
     return request.app[CONTEXT]
+
+
+def _is_trusted(proxies: tuple[Any, ...], address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return False
+    return any(ip in network for network in proxies)
+
+
+def client_ip(request: web.Request) -> str | None:
+    """The client's address: the peer's, or, when the peer is a trusted proxy, the last
+    address in X-Forwarded-For that is not one (earlier ones are the client's own claims)."""
+    peer = request.remote
+    proxies = context(request).trusted_proxies
+    if not proxies or peer is None or not _is_trusted(proxies, peer):
+        return peer
+    forwarded = ",".join(request.headers.getall("X-Forwarded-For", ()))[:4096]
+    for hop in reversed([hop.strip() for hop in forwarded.split(",") if hop.strip()]):
+        if not _is_trusted(proxies, hop):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # a forged or broken header: the proxy itself is what we know
+    return peer
 
 
 def auth_token(request: web.Request) -> str | None:

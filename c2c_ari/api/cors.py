@@ -8,6 +8,7 @@ from aiohttp import web
 
 from c2c_ari.api.context import context
 from c2c_ari.domain.errors import NotFound
+from c2c_ari.domain.origins import origin_allowed
 
 # Routes a widget on another site uses; the rest of the API is for the operator's tools.
 WIDGET_SUFFIXES = ("/connect", "/calls/{call_id}", "/calls/{call_id}/events")
@@ -17,12 +18,11 @@ _EXPOSED_HEADERS = "X-Request-ID, Retry-After"
 
 async def _origin_allowed(request: web.Request, origin: str) -> bool:
     try:
-        account_id, stored = await context(request).clicktocalls.find(
-            request.match_info.get("c2c_id", ""))
+        stored = await context(request).clicktocalls.get(
+            request.match_info.get("account_id", ""), request.match_info.get("c2c_id", ""))
     except NotFound:
         return False
-    return account_id == request.match_info.get("account_id") and origin in (
-        stored.doc.get("allowed_origins") or [])
+    return origin_allowed(stored.doc.get("allowed_origins") or [], origin)
 
 
 def _is_widget_route(request: web.Request) -> bool:

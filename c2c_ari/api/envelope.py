@@ -8,6 +8,7 @@ import json
 import re
 import secrets
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -107,3 +108,40 @@ def error(
     body = _base(request)
     body.update({"error": str(status), "message": message, "status": "error"})
     return _response(body, encode_json(data), status, headers)
+
+
+# Items written to the network at a time by `success_stream`.
+_STREAM_BATCH = 200
+
+
+async def success_stream(
+    request: web.Request, items: AsyncIterator[str], *, extra: dict[str, Any] | None = None
+) -> web.StreamResponse:
+    """A success envelope whose `data` is a list of any length (`paginate=false`), written
+    as its items are read: memory stays bounded by a chunk, however long the list. The keys
+    that depend on the whole list (`page_size`, `revision`) come after it, so there is no
+    ETag header; `items` yields JSON texts."""
+    response = web.StreamResponse(headers={"Content-Type": "application/json",
+                                           "X-Request-ID": request_id(request)})
+    await response.prepare(request)
+    digest = hashlib.md5(usedforsecurity=False)
+    count, batch = 0, ['{"data":[']
+    async for item in items:
+        batch.append(item if count == 0 else "," + item)
+        count += 1
+        if len(batch) >= _STREAM_BATCH:
+            chunk = "".join(batch).encode()
+            digest.update(chunk)
+            await response.write(chunk)
+            batch = []
+    body = _base(request)
+    body.update(extra or {})
+    body["page_size"] = count
+    batch.append("]")
+    chunk = "".join(batch).encode()
+    digest.update(chunk)
+    body["revision"] = digest.hexdigest()
+    body["status"] = "success"
+    await response.write(chunk + b"," + encode_json(body)[1:].encode())
+    await response.write_eof()
+    return response

@@ -11,6 +11,8 @@ from c2c_ari.api.envelope import error
 from c2c_ari.domain.errors import (
     CallsUnavailable,
     DomainError,
+    Forbidden,
+    LimitReached,
     NotFound,
     RevisionConflict,
     Throttled,
@@ -53,6 +55,12 @@ def from_domain(request: web.Request, exc: DomainError) -> web.Response:
                  "retry_after": int(seconds)},
                 headers={"Retry-After": seconds},
             )
+        case Forbidden():
+            return error(request, 403, "forbidden",
+                         {"message": exc.message, "cause": exc.cause})
+        case LimitReached():
+            return error(request, 403, "forbidden",
+                         {"message": exc.message, "limit": exc.limit})
         case CallsUnavailable():
             return error(request, 503, "service unavailable", {"message": str(exc)})
     log.error("unmapped domain error %r", exc)
@@ -94,6 +102,11 @@ async def kazoo_errors(request: web.Request, handler) -> web.StreamResponse:  # 
         if exc.status < 400:
             raise
         return from_http(request, exc)
+    except ConnectionResetError:
+        # The client hung up (mid-upload, say): nobody is left to answer, and it is not the
+        # service's fault, so no traceback; the access log shows the request.
+        log.debug("client went away during %s %s", request.method, request.path)
+        return error(request, 400, "client_disconnected", {"message": "connection lost"})
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error(request, 500, "internal_server_error", {"message": "internal error"})

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from c2c_ari.domain.errors import Unauthorized, ValidationFailed
-from c2c_ari.domain.ids import hash_secret, is_valid_id, new_id, new_secret
+from c2c_ari.domain.ids import hash_secret, is_secret_shaped, is_valid_id, new_id, new_secret
 from c2c_ari.store import AccountRecord, AccountStore
 
 Account = AccountRecord
@@ -44,6 +44,8 @@ class AccountService:
             raise ValidationFailed.single(
                 "api_key", "required", "Field is required but missing"
             )
+        if not is_secret_shaped(api_key):
+            raise Unauthorized()
         wanted = hash_secret(api_key)
         found = await self.store.by_api_key_hash(wanted)
         if found is None or not hmac.compare_digest(found[1], wanted):
@@ -52,13 +54,12 @@ class AccountService:
         token = new_secret()
         now = time.time()
         expires_at = now + self.token_ttl
-        await self.store.purge_tokens(now)
         await self.store.insert_token(hash_secret(token), account.id, expires_at)
         return IssuedToken(token=token, account=account, expires_at=expires_at)
 
     async def authenticate(self, token: str | None) -> Account:
         """The account a token belongs to; Unauthorized when absent, unknown or expired."""
-        if not token or len(token) > 256:
+        if not is_secret_shaped(token):
             raise Unauthorized()
         wanted = hash_secret(token)
         now = time.time()

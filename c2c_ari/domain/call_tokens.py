@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from c2c_ari.domain.ids import is_secret_shaped
+
 
 class CallTokens:
     def __init__(self, key: str) -> None:
@@ -15,4 +17,5 @@ class CallTokens:
         return hmac.new(self._key, call_id.encode(), hashlib.sha256).hexdigest()
 
     def check(self, call_id: str, token: str | None) -> bool:
-        return token is not None and hmac.compare_digest(self.issue(call_id), token)
+        return is_secret_shaped(token) and hmac.compare_digest(
+            self.issue(call_id).encode(), token.encode())  # type: ignore[union-attr]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from c2c_ari.domain.errors import NotFound, RevisionConflict, ValidationFailed
+from c2c_ari.domain import whitelist
+from c2c_ari.domain.errors import LimitReached, NotFound, RevisionConflict, ValidationFailed
 from c2c_ari.domain.ids import is_valid_id, new_id
 from c2c_ari.store import ClickToCallStore, HistoryStore, StoredDocument
 
@@ -47,20 +49,36 @@ def merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Page:
-    items: list[dict[str, Any]]
+    """One page of a listing: its items as JSON texts, in order, and where the next starts."""
+
+    items: list[str]
     next_start_key: str | None
 
 
-def _fetch_limit(page_size: int | None) -> int | None:
-    """One row more than a page: its presence says there is a next page, and where it starts."""
-    return None if page_size is None else page_size + 1
+# Rows a long listing reads at a time (paginate=false): memory and the time any one read
+# holds the database stay bounded, whatever the listing's length.
+CHUNK_ROWS = 500
+# A history start key is the (timestamp, seq) of the first item of the page.
+_HISTORY_KEY = re.compile(r"([0-9]{1,18})-([0-9]{1,18})")
 
 
-def _split_page(rows: list[Any], page_size: int | None) -> tuple[list[Any], str | None]:
-    """(the page, the next page's start key: the first column of the extra row, if any)."""
-    if page_size is None or len(rows) <= page_size:
-        return rows, None
-    return rows[:page_size], str(rows[page_size][0])
+def history_key(timestamp: int, seq: int) -> str:
+    return f"{timestamp}-{seq}"
+
+
+def parse_history_key(key: str | None) -> tuple[int, int] | None:
+    if key is None:
+        return None
+    match = _HISTORY_KEY.fullmatch(key)
+    if match is None:
+        raise ValidationFailed.single(
+            "start_key", "pattern", "start_key is not a history key (take next_start_key of "
+            "the previous page)", target=_HISTORY_KEY.pattern)
+    return int(match.group(1)), int(match.group(2))
+
+
+def _listing_item(row: tuple[str, str | None, str | None]) -> str:
+    return encode({"id": row[0], "name": row[1], "extension": row[2]})
 
 
 def _unquote(etag: str) -> str:
@@ -76,21 +94,30 @@ class ClickToCallService:
         store: ClickToCallStore,
         history: HistoryStore,
         validate: Callable[[dict[str, Any]], dict[str, Any]],
+        *,
+        max_per_account: int = 1000,
     ) -> None:
         self.store = store
         self.history_store = history
         self.validate = validate
+        self.max_per_account = max_per_account
 
     def _prepare(self, data: dict[str, Any], doc_id: str) -> tuple[dict[str, Any], str]:
         doc = self.validate(public(data))
+        whitelist.check_budget(doc.get("whitelist"))
         doc["id"] = doc_id
         return doc, encode(doc)
 
     async def create(self, account_id: str, data: dict[str, Any]) -> StoredDocument:
         doc_id = new_id()
-        doc, body = self._prepare(data, doc_id)
-        return await self.store.insert(account_id, doc, body, revision_of(1, body),
-                                       time.time())
+        _doc, body = self._prepare(data, doc_id)
+        stored = await self.store.insert(account_id, doc_id, body, revision_of(1, body),
+                                         time.time(), limit=self.max_per_account)
+        if stored is None:
+            raise LimitReached(
+                f"an account may have at most {self.max_per_account} click-to-calls: delete "
+                "one first", self.max_per_account)
+        return stored
 
     async def get(self, account_id: str, doc_id: str) -> StoredDocument:
         found = await self.store.get(account_id, doc_id) if is_valid_id(doc_id) else None
@@ -136,10 +163,10 @@ class ClickToCallService:
             current = await self.get(account_id, doc_id)
             if pinned is not None and pinned != current.revision:
                 raise RevisionConflict(current.revision)
-            doc, body = (current.doc, current.body) if change is None else self._prepare(
-                change(current.doc), doc_id)
+            body = current.body if change is None else self._prepare(
+                change(current.doc), doc_id)[1]
             stored = await self.store.compare_and_swap(
-                account_id, current, doc, body, revision_of(current.rev + 1, body),
+                account_id, current, body, revision_of(current.rev + 1, body),
                 time.time(), delete=change is None,
             )
             if stored is not None:
@@ -147,11 +174,20 @@ class ClickToCallService:
             if pinned is not None:
                 raise RevisionConflict((await self.get(account_id, doc_id)).revision)
 
-    async def page(self, account_id: str, start_key: str | None, page_size: int | None) -> Page:
-        rows = await self.store.page(account_id, start_key, _fetch_limit(page_size))
-        rows, next_key = _split_page(rows, page_size)
-        items = [{"id": i, "name": name, "extension": ext} for i, name, ext in rows]
-        return Page(items=items, next_start_key=next_key)
+    async def page(self, account_id: str, start_key: str | None, page_size: int) -> Page:
+        rows = await self.store.page(account_id, start_key, page_size + 1)
+        next_key = rows[page_size][0] if len(rows) > page_size else None
+        return Page([_listing_item(row) for row in rows[:page_size]], next_key)
+
+    async def all_items(self, account_id: str, start_key: str | None) -> AsyncIterator[str]:
+        """Every listing item from `start_key` on, read CHUNK_ROWS at a time."""
+        while True:
+            rows = await self.store.page(account_id, start_key, CHUNK_ROWS + 1, bulk=True)
+            for row in rows[:CHUNK_ROWS]:
+                yield _listing_item(row)
+            if len(rows) <= CHUNK_ROWS:
+                return
+            start_key = rows[CHUNK_ROWS][0]
 
     async def history(
         self,
@@ -159,21 +195,37 @@ class ClickToCallService:
         doc_id: str,
         *,
         start_key: str | None,
-        page_size: int | None,
+        page_size: int,
         created_from: int | None,
         created_to: int | None,
     ) -> Page:
         await self.get(account_id, doc_id)
-        before = None
-        if start_key is not None:
-            if not start_key.isdigit() or len(start_key) > 18:
-                raise ValidationFailed.single(
-                    "start_key", "type", "start_key is not a history key", value=start_key[:64]
-                )
-            before = int(start_key)
         rows = await self.history_store.page(
-            account_id, doc_id, before_seq=before, created_from=created_from,
-            created_to=created_to, limit=_fetch_limit(page_size),
+            account_id, doc_id, before=parse_history_key(start_key),
+            created_from=created_from, created_to=created_to, limit=page_size + 1,
         )
-        rows, next_key = _split_page(rows, page_size)
-        return Page(items=[item for _seq, item in rows], next_start_key=next_key)
+        next_key = history_key(*rows[page_size][:2]) if len(rows) > page_size else None
+        return Page([row[2] for row in rows[:page_size]], next_key)
+
+    async def all_history(
+        self,
+        account_id: str,
+        doc_id: str,
+        *,
+        start_key: str | None,
+        created_from: int | None,
+        created_to: int | None,
+    ) -> AsyncIterator[str]:
+        """Every history item in the window from `start_key` on, read CHUNK_ROWS at a time."""
+        await self.get(account_id, doc_id)
+        before = parse_history_key(start_key)
+        while True:
+            rows = await self.history_store.page(
+                account_id, doc_id, before=before, created_from=created_from,
+                created_to=created_to, limit=CHUNK_ROWS + 1, bulk=True,
+            )
+            for row in rows[:CHUNK_ROWS]:
+                yield row[2]
+            if len(rows) <= CHUNK_ROWS:
+                return
+            before = rows[CHUNK_ROWS][0], rows[CHUNK_ROWS][1]

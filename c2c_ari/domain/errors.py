@@ -58,3 +58,21 @@ class Unauthorized(DomainError):
 
 class CallsUnavailable(DomainError):
     """No call placer is connected, so a valid connect cannot be carried out."""
+
+
+class Forbidden(DomainError):
+    """The caller is known (or the request is anonymous) but may not do this."""
+
+    def __init__(self, message: str, cause: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.cause = cause
+
+
+class LimitReached(DomainError):
+    """An account limit (a setting) would be exceeded."""
+
+    def __init__(self, message: str, limit: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.limit = limit

@@ -10,6 +10,8 @@ import time
 
 # Kazoo ids are 32 lowercase hex characters; anything else cannot name a document.
 _ID = re.compile(r"[0-9a-f]{32}")
+# API keys, auth tokens and per-call tokens: 64 lowercase hex characters.
+_SECRET = re.compile(r"[0-9a-f]{64}")
 GREGORIAN_OFFSET = 62_167_219_200  # seconds from 0000-01-01 to 1970-01-01
 
 
@@ -40,13 +42,19 @@ def is_valid_id(value: str) -> bool:
     return _ID.fullmatch(value) is not None
 
 
+def is_secret_shaped(value: object) -> bool:
+    """True for text that could be one of our secrets; anything else is refused before a
+    comparison ever sees it."""
+    return isinstance(value, str) and _SECRET.fullmatch(value) is not None
+
+
 def new_secret() -> str:
     """An API key or auth token: 256 bits, so a plain SHA-256 is enough to store it."""
     return secrets.token_hex(32)
 
 
 def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(secret.encode("ascii")).hexdigest()
 
 
 def gregorian_now() -> int:

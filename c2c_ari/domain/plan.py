@@ -6,6 +6,7 @@ originate with them and recognise its own channels after a reconnect or a restar
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -97,6 +98,21 @@ def _headers(doc: dict[str, Any], direction: Literal["in", "out"]) -> dict[str, 
         headers.get("in", {}))
 
 
+_KAZOO_TONE = re.compile(r"%\(([0-9]+),([0-9]+),([0-9]+(?:,[0-9]+)?)\)")
+
+
+def asterisk_tone(ringback: str) -> str:
+    """A stored ringback (schema-checked) as ARI's `tone:` playback takes it. Parts are
+    joined by `|`, which Asterisk's tone player accepts as well as commas, because ARI's
+    play splits its `media` parameter at commas. Kazoo's `%(on,off,f1[,f2])` becomes
+    `f1+f2/on|0/off`."""
+    kazoo = _KAZOO_TONE.fullmatch(ringback)
+    if kazoo is not None:
+        on, off, frequencies = kazoo.groups()
+        return f"{frequencies.replace(',', '+')}/{on}|0/{off}"
+    return ringback.replace(",", "|")
+
+
 def header_variables(headers: dict[str, str]) -> dict[str, str]:
     return {f"PJSIP_HEADER(add,{name})": value for name, value in headers.items()}
 
@@ -109,14 +125,17 @@ def build_plan(
     custom_application_vars: dict[str, str],
     extension_endpoint: str,
     contact_endpoint: str,
+    contact_uri_endpoint: str = "PJSIP/trunk/{contact}",
     call_id: str | None = None,
     trigger: str = "api",
 ) -> CallPlan:
     """Turn a validated click-to-call and a normalised contact into a plan.
 
     `extension_endpoint` / `contact_endpoint` are dial-string templates such as
-    `PJSIP/{extension}` and `PJSIP/{contact}@trunk`; the values put into them have passed
-    the schema's or the contact rules' character checks, so they cannot add to a dial string.
+    `PJSIP/{extension}` and `PJSIP/{contact}@trunk`, and `contact_uri_endpoint` the one for
+    a (whitelisted) `sip:` contact, such as `PJSIP/trunk/{contact}`; the values put into them
+    have passed the schema's or the contact rules' character checks, so they cannot add to
+    a dial string.
 
     `custom_sip_headers.out` (or the flat form) goes on every INVITE the app sends; for a call
     that came in from a phone (`trigger` "dialplan"), `in` is added too, `in` winning."""
@@ -145,7 +164,8 @@ def build_plan(
     )
     contact_leg = Leg(
         role="contact",
-        endpoint=contact_endpoint.format(contact=contact),
+        endpoint=(contact_uri_endpoint if contact.startswith("sip:")
+                  else contact_endpoint).format(contact=contact),
         channel_id=f"{call_id}-contact",
         caller_id_name=clicktocall.get("outbound_callee_id_name") or extension,
         caller_id_number=clicktocall.get("outbound_callee_id_number") or extension,
@@ -167,7 +187,7 @@ def build_plan(
         ignore_early_media=(clicktocall.get("media") or {}).get("ignore_early_media", True)
         is not False,
         moh_class=moh,
-        ringback=clicktocall.get("ringback") or None,
+        ringback=asterisk_tone(clicktocall["ringback"]) if clicktocall.get("ringback") else None,
         presence_id=clicktocall.get("presence_id") or None,
         custom_application_vars=dict(custom_application_vars),
     )

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 
 
 class Throttle:
     """Counts attempts per key (e.g. a click-to-call id) over a sliding window.
 
-    Memory stays bounded: a key keeps at most `limit` timestamps, and keys whose newest
-    attempt has left the window are dropped by a sweep every `sweep_every` calls. Not
-    thread-safe; meant for one event loop.
+    Memory stays bounded: a key keeps at most `limit` timestamps, keys whose newest
+    attempt has left the window are dropped by a sweep every `sweep_every` calls, and at
+    most `max_keys` keys are kept (the least recently used goes first), so a caller with
+    many addresses cannot grow it without end. Not thread-safe; meant for one event loop.
     """
 
     def __init__(
@@ -21,12 +22,14 @@ class Throttle:
         clock: Callable[[], float] = time.monotonic,
         *,
         sweep_every: int = 1024,
+        max_keys: int = 50_000,
     ) -> None:
         self.window = window
         self._clock = clock
         self._sweep_every = max(1, sweep_every)
         self._calls = 0
-        self._hits: dict[str, deque[float]] = {}
+        self._max_keys = max_keys
+        self._hits: OrderedDict[str, deque[float]] = OrderedDict()
 
     def __len__(self) -> int:
         """Number of keys currently tracked."""
@@ -49,6 +52,10 @@ class Throttle:
         stamps = self._hits.get(key)
         if stamps is None:
             stamps = self._hits[key] = deque()
+            if len(self._hits) > self._max_keys:
+                self._hits.popitem(last=False)
+        else:
+            self._hits.move_to_end(key)
         cutoff = now - self.window
         while stamps and stamps[0] <= cutoff:
             stamps.popleft()

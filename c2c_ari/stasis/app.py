@@ -13,7 +13,7 @@ from c2c_ari.ari import AriClient, AriEvents, AriException
 from c2c_ari.domain.accounts import AccountService
 from c2c_ari.domain.clicktocalls import ClickToCallService
 from c2c_ari.domain.connect import ConnectAttempt, ConnectRequest, ConnectResult, ConnectService
-from c2c_ari.domain.errors import CallsUnavailable, DomainError
+from c2c_ari.domain.errors import CallsUnavailable, DomainError, NotFound
 from c2c_ari.domain.history import HistoryRecorder
 from c2c_ari.domain.plan import build_plan
 from c2c_ari.stasis.call import EVENT_TYPES, Call
@@ -34,11 +34,13 @@ class StasisApp:
         *,
         extension_endpoint: str,
         contact_endpoint: str,
+        contact_uri_endpoint: str = "PJSIP/trunk/{contact}",
     ) -> None:
         self.ari = ari
         self.recorder = recorder
         self.extension_endpoint = extension_endpoint
         self.contact_endpoint = contact_endpoint
+        self.contact_uri_endpoint = contact_uri_endpoint
         self.events = AriEvents(ari, self._on_event, on_connected=self._resync,
                                 event_types=EVENT_TYPES)
         self.calls: dict[str, Call] = {}  # by channel id, both legs
@@ -85,6 +87,7 @@ class StasisApp:
             custom_application_vars=attempt.custom_application_vars,
             extension_endpoint=self.extension_endpoint,
             contact_endpoint=self.contact_endpoint,
+            contact_uri_endpoint=self.contact_uri_endpoint,
             trigger=attempt.trigger,
         )
         if attempt.entered_channel is not None:
@@ -196,9 +199,12 @@ class StasisApp:
             connect, clicktocalls, accounts = self._dialplan
             account_id, _doc = await clicktocalls.find(c2c_id)
             account = await accounts.get(account_id)
+            if account is None:
+                raise NotFound(c2c_id)
             await connect.connect(
-                account, True, c2c_id,
+                account_id, c2c_id,
                 ConnectRequest(contact=number, trigger="dialplan", entered_channel=channel_id),
+                authenticated=account,
             )
         except DomainError as exc:
             log.info("dialplan click-to-call %s refused: %r", c2c_id, exc)

@@ -53,5 +53,8 @@ class AccountStore:
         )
         return (row[0], row[1], row[2]) if row else None
 
-    async def purge_tokens(self, now: float) -> int:
-        return await self.db.execute("DELETE FROM auth_tokens WHERE expires_at <= ?", (now,))
+    async def purge_tokens(self, now: float, batch: int) -> int:
+        """Delete up to `batch` expired tokens (one short transaction); how many went."""
+        return await self.db.execute(
+            "DELETE FROM auth_tokens WHERE rowid IN"
+            " (SELECT rowid FROM auth_tokens WHERE expires_at <= ? LIMIT ?)", (now, batch))

@@ -1,6 +1,6 @@
 """Click-to-call documents, with CouchDB-style revisions and soft deletion.
 
-Reads of single documents are served from a bounded in-memory cache that every write of this
+Reads of single documents are served from a cache bounded in bytes that every write of this
 store keeps current. That is sound because one service process owns the database file: no
 other writer changes click-to-calls behind its back (the CLI only creates accounts).
 """
@@ -8,6 +8,7 @@ other writer changes click-to-calls behind its back (the CLI only creates accoun
 from __future__ import annotations
 
 import json
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -18,76 +19,136 @@ from c2c_ari.store.db import Database
 @dataclass(frozen=True)
 class StoredDocument:
     id: str
-    doc: dict[str, Any]
     rev: int
     revision: str
     # The document as stored: canonical JSON, ready to send without encoding it again.
     body: str
 
+    @property
+    def doc(self) -> dict[str, Any]:
+        """The document, parsed anew on each use: only its text is kept in memory, so what
+        the cache holds is what it counts (a parsed document takes several times more)."""
+        parsed: dict[str, Any] = json.loads(self.body)
+        return parsed
 
-def _row(row: tuple[Any, ...]) -> StoredDocument:
-    return StoredDocument(id=row[0], doc=json.loads(row[1]), rev=row[2], revision=row[3],
-                          body=row[1])
+
+# What a cached entry costs besides its text: the entry, its key and the bookkeeping.
+_ENTRY_OVERHEAD = 400
+
+
+def _cost(stored: StoredDocument) -> int:
+    return sys.getsizeof(stored.body) + _ENTRY_OVERHEAD
+
+
+class DocumentCache:
+    """The most recently used documents, at most `limit` bytes in all, and at most
+    `limit // share` bytes for any one account: an account that reads or writes many large
+    documents evicts its own, never more than its share of everyone else's."""
+
+    def __init__(self, limit: int, share: int = 8) -> None:
+        self.limit = limit
+        self.account_limit = limit // share
+        self.used = 0
+        self._entries: OrderedDict[tuple[str, str], tuple[StoredDocument, int]] = OrderedDict()
+        # Per account: its documents, least recently used first, and the bytes they take.
+        self._by_account: dict[str, tuple[OrderedDict[str, None], list[int]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def account_bytes(self, account_id: str) -> int:
+        entry = self._by_account.get(account_id)
+        return 0 if entry is None else entry[1][0]
+
+    def get(self, account_id: str, doc_id: str) -> StoredDocument | None:
+        entry = self._entries.get((account_id, doc_id))
+        if entry is None:
+            return None
+        self._entries.move_to_end((account_id, doc_id))
+        self._by_account[account_id][0].move_to_end(doc_id)
+        return entry[0]
+
+    def put(self, account_id: str, stored: StoredDocument) -> None:
+        self.drop(account_id, stored.id)
+        cost = _cost(stored)
+        if cost > self.account_limit:
+            return
+        self._entries[(account_id, stored.id)] = (stored, cost)
+        order, total = self._by_account.setdefault(account_id, (OrderedDict(), [0]))
+        order[stored.id] = None
+        total[0] += cost
+        self.used += cost
+        while total[0] > self.account_limit:
+            self.drop(account_id, next(iter(order)))
+        while self.used > self.limit:
+            self.drop(*next(iter(self._entries)))
+
+    def drop(self, account_id: str, doc_id: str) -> None:
+        entry = self._entries.pop((account_id, doc_id), None)
+        if entry is None:
+            return
+        order, total = self._by_account[account_id]
+        del order[doc_id]
+        total[0] -= entry[1]
+        self.used -= entry[1]
+        if not order:
+            del self._by_account[account_id]
 
 
 class ClickToCallStore:
-    def __init__(self, db: Database, cache_size: int = 10_000) -> None:
+    def __init__(self, db: Database, cache_bytes: int = 32 * 1024 * 1024) -> None:
         self.db = db
-        self._cache: OrderedDict[tuple[str, str], StoredDocument] = OrderedDict()
-        self._cache_size = cache_size
-
-    def _remember(self, account_id: str, stored: StoredDocument) -> None:
-        key = (account_id, stored.id)
-        self._cache[key] = stored
-        self._cache.move_to_end(key)
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        self.cache = DocumentCache(cache_bytes)
 
     async def insert(
-        self, account_id: str, doc: dict[str, Any], body: str, revision: str, now: float
-    ) -> StoredDocument:
-        """Store a new document; `body` is its JSON text and `doc["id"]` its id."""
-        doc_id = doc["id"]
-        await self.db.execute(
+        self, account_id: str, doc_id: str, body: str, revision: str, now: float,
+        *, limit: int,
+    ) -> StoredDocument | None:
+        """Store a new document (`body`, its JSON text) unless the account already has
+        `limit` live ones; None then. The count and the insert are one statement, so
+        concurrent creates cannot pass the limit together."""
+        inserted = await self.db.execute(
             "INSERT INTO clicktocalls (account_id, id, doc, rev, revision, created, modified)"
-            " VALUES (?, ?, ?, 1, ?, ?, ?)",
-            (account_id, doc_id, body, revision, now, now),
+            " SELECT ?, ?, ?, 1, ?, ?, ? WHERE (SELECT count(*) FROM clicktocalls"
+            " WHERE account_id = ? AND deleted = 0) < ?",
+            (account_id, doc_id, body, revision, now, now, account_id, limit),
             batchable=True,
         )
-        stored = StoredDocument(doc_id, doc, 1, revision, body)
-        self._remember(account_id, stored)
+        if inserted != 1:
+            return None
+        stored = StoredDocument(doc_id, 1, revision, body)
+        self.cache.put(account_id, stored)
         return stored
 
     async def get(self, account_id: str, doc_id: str) -> StoredDocument | None:
-        cached = self._cache.get((account_id, doc_id))
+        cached = self.cache.get(account_id, doc_id)
         if cached is not None:
             return cached
         row = await self.db.fetchone(
-            "SELECT id, doc, rev, revision FROM clicktocalls"
+            "SELECT id, rev, revision, doc FROM clicktocalls"
             " WHERE account_id = ? AND id = ? AND deleted = 0",
             (account_id, doc_id),
         )
         if row is None:
             return None
-        stored = _row(row)
-        self._remember(account_id, stored)
+        stored = StoredDocument(*row)
+        self.cache.put(account_id, stored)
         return stored
 
     async def find(self, doc_id: str) -> tuple[str, StoredDocument] | None:
         """(account id, document) of a live click-to-call, whatever its account: for calls
         that start from the dialplan, where only the id is known."""
         row = await self.db.fetchone(
-            "SELECT account_id, id, doc, rev, revision FROM clicktocalls"
+            "SELECT account_id, id, rev, revision, doc FROM clicktocalls"
             " WHERE id = ? AND deleted = 0",
             (doc_id,),
         )
-        return (row[0], _row(row[1:])) if row else None
+        return (row[0], StoredDocument(*row[1:])) if row else None
 
     async def compare_and_swap(
         self,
         account_id: str,
         current: StoredDocument,
-        doc: dict[str, Any],
         body: str,
         revision: str,
         now: float,
@@ -102,27 +163,36 @@ class ClickToCallStore:
             " deleted = ? WHERE account_id = ? AND id = ? AND rev = ? AND deleted = 0",
             (body, revision, now, int(delete), account_id, current.id, current.rev),
         )
+        self.cache.drop(account_id, current.id)
         if changed != 1:
-            self._cache.pop((account_id, current.id), None)
             return None
-        stored = StoredDocument(current.id, doc, current.rev + 1, revision, body)
-        if delete:
-            self._cache.pop((account_id, current.id), None)
-        else:
-            self._remember(account_id, stored)
+        stored = StoredDocument(current.id, current.rev + 1, revision, body)
+        if not delete:
+            self.cache.put(account_id, stored)
         return stored
 
+    async def deleted_before(self, modified: float, limit: int) -> list[tuple[str, str]]:
+        """(account id, id) of soft-deleted documents last changed before `modified`."""
+        return [(row[0], row[1]) for row in await self.db.fetchall(
+            "SELECT account_id, id FROM clicktocalls WHERE deleted = 1 AND modified < ?"
+            " LIMIT ?", (modified, limit), bulk=True)]
+
+    async def purge(self, account_id: str, doc_id: str) -> None:
+        """Remove a soft-deleted document for good."""
+        await self.db.execute(
+            "DELETE FROM clicktocalls WHERE account_id = ? AND id = ? AND deleted = 1",
+            (account_id, doc_id))
+
     async def page(
-        self, account_id: str, start_key: str | None, limit: int | None
+        self, account_id: str, start_key: str | None, limit: int, *, bulk: bool = False
     ) -> list[tuple[str, str | None, str | None]]:
-        """(id, name, extension) of live documents ordered by id, from `start_key` on;
-        `limit` None means all."""
+        """(id, name, extension) of live documents ordered by id, from `start_key` on."""
         return [
             (row[0], row[1], row[2])
             for row in await self.db.fetchall(
                 "SELECT id, json_extract(doc, '$.name'), json_extract(doc, '$.extension')"
                 " FROM clicktocalls WHERE account_id = ? AND deleted = 0 AND id >= ?"
                 " ORDER BY id LIMIT ?",
-                (account_id, start_key or "", -1 if limit is None else limit),
+                (account_id, start_key or "", limit), bulk=bulk,
             )
         ]

@@ -71,6 +71,17 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # Every request costs the same however much data there is: history pages and time
+    # windows walk (timestamp, seq) in one index; listings skip soft-deleted documents
+    # without reading them; a dialplan call finds its click-to-call by id alone; retention
+    # finds soft-deleted documents by age.
+    """
+    DROP INDEX history_by_c2c;
+    CREATE INDEX history_by_time ON history(account_id, clicktocall_id, timestamp, seq);
+    CREATE INDEX clicktocalls_live ON clicktocalls(account_id, id) WHERE deleted = 0;
+    CREATE INDEX clicktocalls_by_id ON clicktocalls(id) WHERE deleted = 0;
+    CREATE INDEX clicktocalls_deleted ON clicktocalls(modified) WHERE deleted = 1;
+    """,
 ]
 
 
@@ -93,6 +104,9 @@ _PRAGMAS = (
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=5000",
+    # After a checkpoint the WAL file is cut back to this size: a burst of writes (or a long
+    # read that held checkpoints off) cannot leave a huge file behind for good.
+    "PRAGMA journal_size_limit=67108864",
 )
 
 
@@ -119,6 +133,9 @@ class Database:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn: aiosqlite.Connection | None = None
+        # A second reader for long listings, read a bounded chunk at a time: interactive
+        # reads never queue behind them.
+        self._bulk: aiosqlite.Connection | None = None
         self._writer: ThreadPoolExecutor | None = None
         self._writer_conn: sqlite3.Connection | None = None
         self._queue: list[_Write] = []
@@ -126,13 +143,18 @@ class Database:
 
     async def open(self) -> Database:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = await aiosqlite.connect(self.path, isolation_level=None)
-        for pragma in _PRAGMAS:
-            await self._conn.execute(pragma)
+        self._conn = await self._reader()
         await self._migrate()
+        self._bulk = await self._reader()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._writer_conn = await self._in_writer(_connect_writer, self.path)
         return self
+
+    async def _reader(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        for pragma in _PRAGMAS:
+            await conn.execute(pragma)
+        return conn
 
     async def close(self) -> None:
         if self._flusher is not None:
@@ -143,9 +165,10 @@ class Database:
                 self._writer_conn = None
             self._writer.shutdown()
             self._writer = None
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        for conn in (self._conn, self._bulk):
+            if conn is not None:
+                await conn.close()
+        self._conn = self._bulk = None
 
     async def __aenter__(self) -> Database:
         return await self.open()
@@ -168,16 +191,23 @@ class Database:
         rows = await self.conn.execute_fetchall(sql, params)
         return next(iter(rows), None)
 
-    async def fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        return list(await self.conn.execute_fetchall(sql, params))
+    async def fetchall(
+        self, sql: str, params: tuple[Any, ...] = (), *, bulk: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """Rows of a read; `bulk` reads (chunks of long listings) use a connection of their
+        own."""
+        conn = self._bulk if bulk else self._conn
+        if conn is None:
+            raise RuntimeError("database is not open")
+        return list(await conn.execute_fetchall(sql, params))
 
     async def execute(
         self, sql: str, params: tuple[Any, ...] = (), *, batchable: bool = False
     ) -> int:
         """Run one write statement in the next group commit; returns the rows it changed.
 
-        `batchable` statements (plain inserts whose row count is not needed) may be sent
-        together with others of the same text in one `executemany`."""
+        `batchable` statements (inserts that change one row each when they succeed) may be
+        sent together with others of the same text in one `executemany`."""
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._enqueue(_Write(sql, params, batchable, done))
         return await done
@@ -257,14 +287,17 @@ def _write_run(conn: sqlite3.Connection, run: list[_Write]) -> list[Any]:
     if len(run) > 1 and run[0].batchable:
         # A savepoint, so that a failing row undoes the whole executemany and the rows can be
         # retried one by one, each with its own outcome.
+        # Retried one by one too when a row was not written (an insert guarded by a WHERE,
+        # such as a limit), since only then does each caller learn its own count.
         conn.execute("SAVEPOINT many")
         try:
-            conn.executemany(run[0].sql, [w.params for w in run])
-            conn.execute("RELEASE many")
-            return [1] * len(run)
+            if conn.executemany(run[0].sql, [w.params for w in run]).rowcount == len(run):
+                conn.execute("RELEASE many")
+                return [1] * len(run)
         except sqlite3.Error:
-            conn.execute("ROLLBACK TO many")
-            conn.execute("RELEASE many")
+            pass
+        conn.execute("ROLLBACK TO many")
+        conn.execute("RELEASE many")
     out: list[int | Exception] = []
     for write in run:
         try:

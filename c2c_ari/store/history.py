@@ -32,6 +32,24 @@ class HistoryStore:
             *insert_statement(account_id, clicktocall_id, call_id, timestamp, item))
         return changed == 1
 
+    async def oldest(self, after_seq: int, limit: int) -> list[tuple[int, int]]:
+        """(seq, timestamp) of the first `limit` items recorded after `after_seq`."""
+        return [(row[0], row[1]) for row in await self.db.fetchall(
+            "SELECT seq, timestamp FROM history WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit), bulk=True)]
+
+    async def delete(self, seqs: list[int]) -> int:
+        marks = ",".join("?" * len(seqs))
+        return await self.db.execute(f"DELETE FROM history WHERE seq IN ({marks})",
+                                     tuple(seqs))
+
+    async def delete_of(self, account_id: str, clicktocall_id: str, batch: int) -> int:
+        """Delete up to `batch` items of one click-to-call; how many went."""
+        return await self.db.execute(
+            "DELETE FROM history WHERE seq IN (SELECT seq FROM history"
+            " WHERE account_id = ? AND clicktocall_id = ? LIMIT ?)",
+            (account_id, clicktocall_id, batch))
+
     async def get(self, account_id: str, call_id: str) -> dict[str, Any] | None:
         row = await self.db.fetchone(
             "SELECT doc FROM history WHERE call_id = ? AND account_id = ?", (call_id, account_id)
@@ -43,23 +61,34 @@ class HistoryStore:
         account_id: str,
         clicktocall_id: str,
         *,
-        before_seq: int | None,
+        before: tuple[int, int] | None,
         created_from: int | None,
         created_to: int | None,
-        limit: int | None,
-    ) -> list[tuple[int, dict[str, Any]]]:
-        """(seq, item) pairs, newest first, starting at `before_seq` (inclusive)."""
-        rows = await self.db.fetchall(
-            "SELECT seq, doc FROM history WHERE account_id = ? AND clicktocall_id = ?"
-            " AND seq <= ? AND timestamp >= ? AND timestamp <= ?"
-            " ORDER BY seq DESC LIMIT ?",
-            (
-                account_id,
-                clicktocall_id,
-                (1 << 62) if before_seq is None else before_seq,
-                -(1 << 62) if created_from is None else created_from,
-                (1 << 62) if created_to is None else created_to,
-                -1 if limit is None else limit,
-            ),
-        )
-        return [(seq, json.loads(doc)) for seq, doc in rows]
+        limit: int,
+        bulk: bool = False,
+    ) -> list[tuple[int, int, str]]:
+        """(timestamp, seq, item as JSON text), newest first, from `before` (a (timestamp,
+        seq) pair, inclusive) on. One index range, whatever the window or the history's
+        size."""
+        newest = (1 << 62, 1 << 62) if before is None else before
+        upper = newest[0] if created_to is None else min(created_to, newest[0])
+        return [
+            (row[0], row[1], row[2])
+            for row in await self.db.fetchall(
+                "SELECT timestamp, seq, doc FROM history"
+                " WHERE account_id = ? AND clicktocall_id = ?"
+                # The index range ends at the start key's second; within that second the
+                # rows after the start key's seq are skipped one by one (a handful).
+                " AND timestamp >= ? AND timestamp <= ? AND (timestamp < ? OR seq <= ?)"
+                " ORDER BY timestamp DESC, seq DESC LIMIT ?",
+                (
+                    account_id,
+                    clicktocall_id,
+                    0 if created_from is None else created_from,
+                    upper,
+                    *newest,
+                    limit,
+                ),
+                bulk=bulk,
+            )
+        ]

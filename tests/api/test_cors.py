@@ -27,11 +27,12 @@ async def test_preflight_allows_only_the_named_origins(api: Api) -> None:
 async def test_answers_carry_cors_headers_for_allowed_origins_only(api: Api) -> None:
     c2c = await api.create(auth_required=False, allowed_origins=[SHOP])
     connect = f"{api.base}/{c2c['id']}/connect"
-    for origin, expected in ((SHOP, SHOP), (EVIL, None)):
-        # No Asterisk here: a 503, which the page must still be able to read.
+    # No Asterisk here: a 503, which the page must still be able to read; another site's
+    # page is refused before any call step (403), and cannot read even that.
+    for origin, status, expected in ((SHOP, 503, SHOP), (EVIL, 403, None)):
         response = await api.client.post(connect, json={"data": {"contact": "+4930123456"}},
                                          headers={"Origin": origin})
-        assert response.status == 503
+        assert response.status == status
         assert response.headers.get("Access-Control-Allow-Origin") == expected
         assert response.headers["Vary"] == "Origin"
     # The operator's API is not for other sites, whatever the click-to-call says.

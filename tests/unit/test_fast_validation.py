@@ -54,7 +54,7 @@ VALID = [
     {**MINIMAL, "name": "x" * 128, "extension": "9" * 64},
     {**MINIMAL, "auth_required": False, "timeout": 45, "dial_first": "contact"},
     {**MINIMAL, "timeout": 1, "throttle": 1},
-    {**MINIMAL, "timeout": 600, "throttle": 10**6},
+    {**MINIMAL, "timeout": 600, "throttle": 10**4},
     {**MINIMAL, "bypass_media": True},
     {**MINIMAL, "media": {}},
     {**MINIMAL, "media": {"ignore_early_media": False}},

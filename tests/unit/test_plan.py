@@ -73,3 +73,27 @@ def test_kazoo_view_of_the_plan() -> None:
     assert view["outbound_caller_id_number"] == "+4930123456"
     assert view["outbound_callee_id_name"] == "1001"
     assert view["timeout"] == 30
+
+
+def test_a_sip_uri_contact_is_dialled_as_a_uri() -> None:
+    plan = build_plan(
+        account_id="b" * 32, clicktocall=C2C, contact="sip:alice@203.0.113.9:5080",
+        custom_application_vars={}, extension_endpoint="PJSIP/{extension}",
+        contact_endpoint="PJSIP/{contact}@trunk", contact_uri_endpoint="PJSIP/trunk/{contact}",
+    )
+    # not PJSIP/sip:alice@203.0.113.9:5080@trunk, which Asterisk would take apart wrongly
+    assert plan.second.endpoint == "PJSIP/trunk/sip:alice@203.0.113.9:5080"
+
+
+def test_ringbacks_become_tones_ari_can_play() -> None:
+    # ARI's play splits its media at commas: every stored form is played with | instead.
+    cases = {
+        "ring": "ring",
+        "ring;tonezone=fr": "ring;tonezone=fr",
+        "440+480/2000,0/4000": "440+480/2000|0/4000",
+        "%(2000,4000,440,480)": "440+480/2000|0/4000",
+        "%(1000,500,425)": "425/1000|0/500",
+    }
+    for stored, played in cases.items():
+        assert _plan(ringback=stored).ringback == played
+    assert _plan(ringback="").ringback is None

@@ -375,3 +375,32 @@ def test_validator_from_explicit_schemas() -> None:
 
 def test_not_an_object() -> None:
     assert errors_of([1])["data"]["type"]["target"] == "object"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("char", ["\x85", "\x9f", "\x7f", "\u2028", "\u2029", "\r", "\x00"])
+def test_no_control_character_or_line_separator_in_text(char: str) -> None:
+    # C0, DEL and C1 controls and the Unicode line/paragraph separators: some SIP stacks and
+    # log readers take them for line breaks.
+    assert "name" in errors_of({**MINIMAL, "name": f"a{char}b"})
+    errors = errors_of({**MINIMAL, "custom_sip_headers": {"X-A": f"a{char}b"}})
+    assert "custom_sip_headers.X-A" in errors
+    errors = errors_of({**MINIMAL, "custom_application_vars": {"k": f"a{char}b"}})
+    assert "custom_application_vars.k" in errors
+    assert errors_of({"custom_application_vars": {"k": f"a{char}b"}}, "connect")
+
+
+@pytest.mark.parametrize("ringback", ["a,b", "tone:ring", "ring;tonezone=fr,x",
+                                      "%(2000,4000)", "440+480/2000,,0/4000", "RING"])
+def test_a_ringback_that_could_not_be_played_is_refused(ringback: str) -> None:
+    assert "ringback" in errors_of({**MINIMAL, "ringback": ringback})
+
+
+@pytest.mark.parametrize("ringback", ["", "ring", "busy;tonezone=de", "%(2000,4000,440,480)",
+                                      "440+480/2000,0/4000", "!350+440/100|!0/100"])
+def test_ringbacks_that_can_be_played(ringback: str) -> None:
+    assert valid(ringback=ringback)["ringback"] == ringback
+
+
+def test_throttle_has_a_maximum() -> None:
+    assert "throttle" in errors_of({**MINIMAL, "throttle": 10_001})
+    assert valid(throttle=10_000)["throttle"] == 10_000

@@ -55,9 +55,40 @@ def test_check_raises_kazoo_error() -> None:
     }
 
 
-def test_compile_regex_reports_re2_reason() -> None:
+def test_compile_pattern_reports_re2_reason() -> None:
     with pytest.raises(ValueError, match="invalid escape sequence"):
-        whitelist.compile_regex("(a)\\1")
-    with pytest.raises(ValueError):
-        whitelist.compile_regex("\ud800")
-    assert whitelist.compile_regex("^a$").search("a") is not None
+        whitelist.compile_pattern("(a)\\1")
+    with pytest.raises(ValueError, match="printable ASCII"):
+        whitelist.compile_pattern("\ud800")
+    with pytest.raises(ValueError, match="printable ASCII"):
+        whitelist.compile_pattern("^\\+49\u00e9")
+    assert whitelist.compile_pattern("^a$").search(b"a") is not None
+
+
+def test_a_pattern_too_large_is_refused_and_remembered() -> None:
+    # \pL{300} took ~95 ms to compile on the event loop; now it fits or is refused at once,
+    # and a refusal is not compiled again.
+    hostile = r"\w{1000}\w{1000}"
+    with pytest.raises(ValueError, match="pattern too large"):
+        whitelist.compile_pattern(hostile)
+    assert isinstance(whitelist._CACHE.get(hostile), ValueError)
+
+
+def test_the_pattern_cache_is_bounded_in_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = whitelist._PatternCache(limit=10 * whitelist.MAX_MEM)
+    monkeypatch.setattr(whitelist, "_CACHE", cache)
+    for n in range(200):
+        whitelist.compile_pattern(f"^\\+{n}")
+    assert cache.used <= cache.limit
+    assert len(cache._entries) < 200
+    # the most recent ones are still there
+    assert whitelist._CACHE.get("^\\+199") is not None
+
+
+def test_a_whitelist_has_a_budget_as_a_whole() -> None:
+    small = [f"^\\+{n}[0-9]{{6,12}}$" for n in range(100)]
+    whitelist.check_budget(small)
+    heavy = ["(a|b|c|d){500}"] * 100
+    with pytest.raises(ValidationFailed) as caught:
+        whitelist.check_budget(heavy)
+    assert "maxProgramSize" in caught.value.errors["whitelist"]
