@@ -1,12 +1,21 @@
-"""What the benchmarks share: logging, a free port, and plain HTTP calls to the service."""
+"""What the benchmarks share: logging, a free port, plain HTTP calls to the service, the child
+processes they start (the real service among them) and what /proc says about a process."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
+import os
+import signal
 import socket
+import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -15,10 +24,12 @@ class BenchError(Exception):
 
 
 def log(message: str) -> None:
+    """A progress line on stderr, so stdout holds only the report."""
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -43,3 +54,167 @@ def http(
     if status != expect:
         raise BenchError(f"{method} {url} answered {status}, not {expect}: {raw[:300]!r}")
     return raw
+
+
+# --- child processes -----------------------------------------------------------------------
+
+
+def die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if the bench dies without cleaning up."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def stop_process(proc: subprocess.Popen[Any] | None) -> None:
+    """SIGTERM a process this bench started, by its pid; SIGKILL if it lingers."""
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as fh:
+        # The command name may hold spaces and parentheses: the fields start after the last ")".
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """VmRSS and VmHWM (peak) in MB, from /proc."""
+    out: dict[str, float] = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0]) / 1024  # kB -> MB
+    return out
+
+
+class Server:
+    """One server process with its output in a log file, in a session of its own (a Ctrl-C
+    in the terminal reaches the bench, which stops it). taskset execs, so when `argv` starts
+    with it the pid is still the server's own."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        port: int,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.name, self.port, self.log_path = name, port, log_path
+        with open(log_path, "wb") as out:
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Return once the server accepts connections; BenchError if it exits or never does."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
+            ):
+                return
+            time.sleep(0.1)
+        raise BenchError(f"{self.name} did not listen on port {self.port}:\n{self.tail()}")
+
+    def log_lines(self) -> list[str]:
+        try:
+            return self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+
+    def tail(self, lines: int = 20) -> str:
+        return "\n".join(self.log_lines()[-lines:])
+
+    def memory(self) -> dict[str, float]:
+        return memory_mb(self.pid)
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+# --- the real service ----------------------------------------------------------------------
+
+
+@dataclass
+class Service:
+    """The real service (`python -m c2c_ari serve`) with one account and its token."""
+
+    server: Server
+    base: str
+    account_id: str
+    token: str
+
+    @property
+    def collection(self) -> str:
+        return f"{self.base}/v2/accounts/{self.account_id}/clicktocall"
+
+
+def start_service(
+    name: str,
+    data_dir: Path,
+    log_path: Path,
+    *,
+    prefix: list[str] | None = None,
+    config: Path | None = None,
+    env: dict[str, str] | None = None,
+    started: list[Server] | None = None,
+) -> Service:
+    """The real service on a fresh `data_dir`, with a new account and a token for it.
+    `prefix` goes before the command (taskset), `config` is passed as --config, `env` replaces
+    the environment of both the service and `accounts create`. The server is appended to
+    `started` as soon as it exists, so the caller's clean-up stops it even when a later step
+    of the start fails."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    options = ["--data-dir", str(data_dir)]
+    if config is not None:
+        options += ["--config", str(config)]
+    created = subprocess.run(
+        [sys.executable, "-m", "c2c_ari", "accounts", "create", "--name", "Bench",
+         "--realm", "bench.example.com", *options],
+        capture_output=True, text=True, timeout=60, env=env,
+    )
+    if created.returncode != 0:
+        raise BenchError(f"accounts create failed ({created.returncode}): {created.stderr}")
+    account = json.loads(created.stdout)
+    port = free_port()
+    server = Server(
+        name,
+        [*(prefix or []), sys.executable, "-m", "c2c_ari", "serve", "--host", "127.0.0.1",
+         "--port", str(port), *options],
+        port,
+        log_path,
+        env,
+    )
+    if started is not None:
+        started.append(server)
+    service = Service(server, f"http://127.0.0.1:{port}", account["account_id"], "")
+    server.wait_ready()
+    auth = json.loads(http("PUT", f"{service.base}/v2/api_auth",
+                           {"data": {"api_key": account["api_key"]}}, expect=201))
+    service.token = auth["auth_token"]
+    return service

@@ -23,14 +23,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import json
 import os
 import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,18 +38,19 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
-from common import BenchError, free_port, http, log
+from common import BenchError, Server, Service, free_port, http, log, start_service
+from report import Column, Target, json_summary, ratio, rounded, table
 
-GET_TARGET = 0.5  # service/bare requests per second, GET of one click-to-call
-PUT_TARGET = 0.2  # service/bare requests per second, PUT create
-RSS_TARGET_MB = 150.0  # resident memory with 10,000 click-to-calls stored
+RATIO_TARGETS = {  # service/bare requests per second
+    "GET": Target(">=", 0.5),  # GET of one click-to-call
+    "PUT": Target(">=", 0.2),  # PUT create
+}
+RSS_TARGET = Target("<=", 150.0)  # resident memory in MB with 10,000 click-to-calls stored
 RSS_DOCS = 10_000
 RSS_GETS = 200
 WRK_TIMEOUT = "10s"  # a stall shows in p99 instead of as a spurious wrk error
 BENCH_CONFIG = 'ari_url = "off"\n'
 CREATE_BODY = {"data": {"name": "Sales", "extension": "1001", "whitelist": ["^\\+1"]}}
-
-
 
 
 # --- the baseline: a bare aiohttp app, started as `rest.py --bare-server` ------------------
@@ -76,14 +75,11 @@ def run_bare_server(port: int, body_file: Path) -> None:
 # --- processes -----------------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM if the bench dies without cleaning up."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 @dataclass
 class Pinning:
+    """Where wrk and the servers run: on separate CPUs when possible, so the load generator
+    does not take CPU time from the server it measures."""
+
     client: list[str] = field(default_factory=list)  # command prefix for wrk
     server: list[str] = field(default_factory=list)  # command prefix for the servers
     note: str = "not pinned"
@@ -104,143 +100,7 @@ class Pinning:
         )
 
 
-class Server:
-    """One server process; taskset execs, so the pid is the Python process itself."""
-
-    def __init__(self, name: str, argv: list[str], port: int, log_path: Path) -> None:
-        self.name, self.port, self.log_path = name, port, log_path
-        with open(log_path, "wb") as out:
-            self.proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise BenchError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
-            ):
-                return
-            time.sleep(0.1)
-        raise BenchError(f"{self.name} did not listen on port {self.port}:\n{self.tail()}")
-
-    def tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def memory(self) -> dict[str, float]:
-        """VmRSS and VmHWM (peak) in MB, from /proc."""
-        out: dict[str, float] = {}
-        with open(f"/proc/{self.pid}/status") as status:
-            for line in status:
-                key, _, value = line.partition(":")
-                if key in ("VmRSS", "VmHWM"):
-                    out[key] = int(value.split()[0]) / 1024  # kB -> MB
-        return out
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-
-
-
 # --- talking to the service ----------------------------------------------------------------
-
-
-
-@dataclass
-class Service:
-    server: Server
-    base: str
-    account_id: str
-    token: str
-
-    @property
-    def collection(self) -> str:
-        return f"{self.base}/v2/accounts/{self.account_id}/clicktocall"
-
-
-def start_service(name: str, data_dir: Path, pinning: Pinning) -> Service:
-    data_dir.mkdir(parents=True)
-    # Calls off: the bench must never attach to a PBX that happens to run on this machine.
-    config = data_dir / "bench.toml"
-    config.write_text(BENCH_CONFIG)
-    created = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "c2c_ari",
-            "accounts",
-            "create",
-            "--name",
-            "Bench",
-            "--realm",
-            "bench.example.com",
-            "--data-dir",
-            str(data_dir),
-            "--config",
-            str(config),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if created.returncode != 0:
-        raise BenchError(f"accounts create failed ({created.returncode}): {created.stderr}")
-    account = json.loads(created.stdout)
-    port = free_port()
-    server = Server(
-        name,
-        [
-            *pinning.server,
-            sys.executable,
-            "-m",
-            "c2c_ari",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-            "--config",
-            str(config),
-        ],
-        port,
-        data_dir / "server.log",
-    )
-    service = Service(server, f"http://127.0.0.1:{port}", account["account_id"], "")
-    server.wait_ready()
-    auth = json.loads(
-        http(
-            "PUT",
-            f"{service.base}/v2/api_auth",
-            {"data": {"api_key": account["api_key"]}},
-            expect=201,
-        )
-    )
-    service.token = auth["auth_token"]
-    return service
 
 
 def count_listing(service: Service) -> tuple[int, float]:
@@ -419,9 +279,12 @@ class Bench:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def _service(self, name: str, data_dir: Path) -> Service:
-        service = start_service(name, data_dir, self.pinning)
-        self.servers.append(service.server)
-        return service
+        data_dir.mkdir(parents=True)
+        # Calls off: the bench must never attach to a PBX that happens to run on this machine.
+        config = data_dir / "bench.toml"
+        config.write_text(BENCH_CONFIG)
+        return start_service(name, data_dir, data_dir / "server.log",
+                             prefix=self.pinning.server, config=config, started=self.servers)
 
     def run(self) -> dict[str, Any]:
         args = self.args
@@ -554,13 +417,10 @@ class Bench:
                         "runs_rps": [round(run.rps, 1) for run in phase.runs],
                     }
                 )
-        ratios = {}
-        for key, (bare, service), target in (
-            ("GET", pairs[0], GET_TARGET),
-            ("PUT", pairs[1], PUT_TARGET),
-        ):
-            ratio = service.best.rps / bare.best.rps
-            ratios[key] = {"ratio": round(ratio, 3), "target": target, "pass": ratio >= target}
+        ratios = {  # pairs are (GET, PUT), each (bare, service)
+            key: rounded(target.judge(ratio(service.best.rps, bare.best.rps)))
+            for (key, target), (bare, service) in zip(RATIO_TARGETS.items(), pairs, strict=True)
+        }
         return {
             "duration_s": self.args.duration,
             "connections": self.args.connections,
@@ -569,15 +429,23 @@ class Bench:
             "phases": phases,
             "ratios": ratios,
             "rss": {
-                **{k: round(v, 3) if isinstance(v, float) else v for k, v in rss.items()},
-                "target_mb": RSS_TARGET_MB,
-                "pass": rss["VmRSS"] <= RSS_TARGET_MB,
+                **rounded(rss),
+                "target_mb": RSS_TARGET.limit,
+                "pass": RSS_TARGET.met(rss["VmRSS"]),
             },
-            "after_load": {
-                k: round(v, 3) if isinstance(v, float) else v for k, v in loaded.items()
-            },
+            "after_load": rounded(loaded),
             "bare_memory": {k: round(v, 1) for k, v in bare_memory.items()},
         }
+
+
+PHASE_COLUMNS = (
+    Column("phase", 24, left=True),
+    Column("side", 9, left=True),
+    Column("req/s", 10, ",.0f"),
+    Column("p50 ms", 9, ".2f"),
+    Column("p99 ms", 9, ".2f"),
+    Column("runs (req/s)", 0, left=True, gap="   "),
+)
 
 
 def print_table(summary: dict[str, Any]) -> None:
@@ -586,27 +454,23 @@ def print_table(summary: dict[str, Any]) -> None:
         f"best of {summary['rounds']} interleaved runs per side; {summary['pinning']}"
     )
     print()
-    print(f"{'phase':<24}{'side':<9}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}   runs (req/s)")
-    for row in summary["phases"]:
-        runs = ", ".join(f"{rps:,.0f}" for rps in row["runs_rps"])
-        print(
-            f"{row['phase']:<24}{row['side']:<9}{row['rps']:>10,.0f}{row['p50_ms']:>9.2f}"
-            f"{row['p99_ms']:>9.2f}   {runs}"
-        )
+    rows = (
+        (row["phase"], row["side"], row["rps"], row["p50_ms"], row["p99_ms"],
+         ", ".join(f"{rps:,.0f}" for rps in row["runs_rps"]))
+        for row in summary["phases"]
+    )
+    for line in table(PHASE_COLUMNS, rows):
+        print(line)
     print()
-    for key, ratio in summary["ratios"].items():
-        verdict = "PASS" if ratio["pass"] else "MISS"
-        print(
-            f"{key} service/bare: {ratio['ratio']:.2f}  (target >= {ratio['target']:.2f})"
-            f"  {verdict}"
-        )
+    for key, entry in summary["ratios"].items():
+        print(f"{key} service/bare: {entry['ratio']:.2f}  "
+              f"{RATIO_TARGETS[key].text(entry['pass'])}")
     rss = summary["rss"]
-    verdict = "PASS" if rss["pass"] else "MISS"
     print(
         f"RSS with {rss['documents']:,} click-to-calls, after a full listing "
         f"({rss['listing_s'] * 1000:.0f} ms) and {rss['gets']} GETs: "
-        f"{rss['VmRSS']:.1f} MB (peak {rss['VmHWM']:.1f} MB)  (target <= "
-        f"{rss['target_mb']:.0f} MB)  {verdict}"
+        f"{rss['VmRSS']:.1f} MB (peak {rss['VmHWM']:.1f} MB)  "
+        f"{RSS_TARGET.text(rss['pass'], '.0f', ' MB')}"
     )
     print(f"  filled through the API at {rss['creates_per_s']:,.0f} creates/s")
     loaded = summary["after_load"]
@@ -671,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.cleanup()
     print_table(summary)
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(json_summary(summary))
     return 0
 
 
