@@ -184,7 +184,8 @@ def print_table(s: dict[str, Any], out: TextIO = sys.stdout) -> None:
         p(f"  left: {end}  (before the run: {s['asterisk_before']})")
     if s["dns_pitfall_suspected"]:
         p(f"WARNING: a leg took {s['slowest_invite_ms'] / 1000:.1f} s to reach SIPp or a call "
-          "ran 4 s over its length: the DNS pitfall (5 s per RTP stream) of FACTS?")
+          "ran 4 s over its length: Asterisk waiting for DNS (5 s per RTP stream)? See "
+          "asterisk/rtp.conf (icesupport = no) and the chroot's /etc/hosts.")
     else:
         p(f"No 5 s DNS delays seen (slowest INVITE {s['slowest_invite_ms']:.0f} ms).")
     for key, label in (("service_log_problems", "service log"),
