@@ -113,6 +113,14 @@ def asterisk_tone(ringback: str) -> str:
     return ringback.replace(",", "|")
 
 
+def _caller_number(contact: str) -> str:
+    """The number the agent sees for a contact: a SIP URI's user part (`alice` of
+    sip:alice@host), which is what a phone shows as a number; a number as it is."""
+    if contact.startswith("sip:"):
+        return contact[4:].split("@", 1)[0]
+    return contact
+
+
 def header_variables(headers: dict[str, str]) -> dict[str, str]:
     return {f"PJSIP_HEADER(add,{name})": value for name, value in headers.items()}
 
@@ -159,7 +167,7 @@ def build_plan(
         endpoint=extension_endpoint.format(extension=extension),
         channel_id=f"{call_id}-ext",
         caller_id_name=clicktocall["name"],
-        caller_id_number=clicktocall.get("caller_id_number") or contact,
+        caller_id_number=clicktocall.get("caller_id_number") or _caller_number(contact),
         variables={**variables, **outbound, "C2C_ROLE": "extension"},
     )
     contact_leg = Leg(

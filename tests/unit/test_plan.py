@@ -83,6 +83,8 @@ def test_a_sip_uri_contact_is_dialled_as_a_uri() -> None:
     )
     # not PJSIP/sip:alice@203.0.113.9:5080@trunk, which Asterisk would take apart wrongly
     assert plan.second.endpoint == "PJSIP/trunk/sip:alice@203.0.113.9:5080"
+    # the agent's phone shows the URI's user part as the caller's number
+    assert plan.first.caller_id == '"Sales" <alice>'
 
 
 def test_ringbacks_become_tones_ari_can_play() -> None:
