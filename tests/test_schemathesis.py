@@ -1,5 +1,6 @@
 """Schemathesis against the OpenAPI document the service serves: thousands of generated and
-mutated requests against the real service process, none may answer 5xx."""
+mutated requests against the real service process, single ones and sequences that follow
+the document's links, none may answer 5xx."""
 
 from __future__ import annotations
 
@@ -29,8 +30,11 @@ def test_no_generated_request_gets_a_server_error(tmp_path: Path) -> None:
         result = subprocess.run(
             [str(Path(sys.executable).with_name("schemathesis")), "run",
              f"{url}/v2/openapi.json", "-H", f"X-Auth-Token: {token}",
-             "--checks", "not_a_server_error", "--max-examples", "40", "--seed", "1"],
+             "--checks", "not_a_server_error", "--max-examples", "80", "--seed", "1",
+             "--phases", "examples,coverage,fuzzing,stateful"],
             cwd=tmp_path, capture_output=True, text=True, timeout=600,
         )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout
+    # the stateful phase follows the document's links (create -> read, patch, connect...)
+    assert "✅ Stateful" in result.stdout

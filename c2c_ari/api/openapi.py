@@ -374,6 +374,9 @@ class Operation:
     success: tuple[tuple[str, str, dict[str, Any]], ...] = ()  # (status, description, schema)
     errors: tuple[str, ...] = ()
     raw: tuple[str, str, dict[str, Any]] | None = None  # (status, media type, schema)
+    # OpenAPI links of the first success response: operation id -> its parameters, as
+    # runtime expressions (what a client, or a stateful test, can call next).
+    links: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
 
 _CLICKTOCALLS = "/v2/accounts/{account_id}/clicktocall"
@@ -423,6 +426,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "createClickToCall", "Create a click-to-call", "clicktocall",
         parameters=("account_id",), body=_ref("clicktocall"),
         success=(("201", "The stored document.", _DOCUMENT),), errors=_BODY_ERRORS,
+        links=tuple((target, (("account_id", "$request.path.account_id"),
+                              ("c2c_id", "$response.body#/data/id")))
+                    for target in ("getClickToCall", "replaceClickToCall", "patchClickToCall",
+                                   "deleteClickToCall", "clickToCallHistory",
+                                   "connectClickToCall", "listCalls")),
     ),
     ("GET", _ITEM): Operation(
         "getClickToCall", "Read a click-to-call", "clicktocall",
@@ -547,6 +555,10 @@ def _operation(op: Operation) -> dict[str, Any]:
                         "X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}},
             "content": {"application/json": {"schema": schema}},
         }
+    if op.links:
+        responses[op.success[0][0]]["links"] = {
+            target: {"operationId": target, "parameters": dict(parameters)}
+            for target, parameters in op.links}
     errors = set(op.errors) | {"404", "405"}
     if op.auth != "none":
         errors.add("401")
