@@ -13,6 +13,10 @@ from c2c_ari.api.context import CONTEXT
 from c2c_ari.app import create_app
 from c2c_ari.config import Settings
 
+# tests.guards: in CI a skip of any test fails the run (elsewhere, a summary of the skips);
+# pytester: for the guard's own tests, which run pytest on small test files.
+pytest_plugins = ["pytester", "tests.guards"]
+
 
 @dataclass
 class Api:

@@ -115,6 +115,19 @@ async def test_throttle_limits_connects_per_minute(api: Api) -> None:
     assert (await _connect(api, other["id"], "+4930123456"))[0] == 503
 
 
+async def test_throttle_counts_attempts_the_whitelist_refuses(api: Api) -> None:
+    # Every attempt counts, so probing the whitelist is slowed down as much as calling.
+    c2c = await api.create(throttle=2, whitelist=["^\\+1"])
+    for _ in range(2):
+        status, body, _ = await _connect(api, c2c["id"], "+4930123456")
+        assert (status, body["message"]) == (400, "Contact doesn't match whitelist")
+    status, body, response = await _connect(api, c2c["id"], "+4930123456")
+    assert (status, body["message"]) == (429, "too many requests")
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
+    # The budget is spent for allowed contacts too.
+    assert (await _connect(api, c2c["id"], "+14155551234"))[0] == 429
+
+
 async def test_connect_parameters_are_validated(api: Api) -> None:
     c2c = await api.create()
     status, body, _ = await _connect(api, c2c["id"], "+4930123456", blocking="soon")

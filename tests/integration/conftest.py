@@ -1,4 +1,5 @@
-"""A real Asterisk for the integration tests, SIPp peers, and "a skip in CI is a failure".
+"""A real Asterisk for the integration tests and SIPp peers (tests/guards.py makes a skip in CI
+a failure).
 
 The session fixture `asterisk` uses the Asterisk named by C2C_ARI_URL (with C2C_ARI_USER and
 C2C_ARI_PASSWORD) when that is set; it must run the project's asterisk/ configuration on this
@@ -24,23 +25,6 @@ from c2c_ari.localasterisk import AriInfo, LocalAsteriskError
 from tests.conftest import Api, sign_in
 from tests.helpers.sipp import Sipp
 from tests.integration.service import nothing_left
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
-    """In CI (CI=true) a skipped test marked `asterisk` or `browser` is a failure: CI must
-    really run it."""
-    report = yield
-    real_parts = any(item.get_closest_marker(name) for name in ("asterisk", "browser"))
-    if report.skipped and _in_ci() and real_parts:
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
-        report.outcome = "failed"
-        report.longrepr = f"skipped in CI, which counts as a failure: {reason}"
-    return report
 
 
 @pytest.fixture(scope="session")

@@ -42,6 +42,25 @@ def test_numbers_normalised(raw: str, expected: str) -> None:
     assert normalize_contact(raw) == expected
 
 
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # A NANP exchange (the 4th of 10 digits) starts with 2-9: with 0 or 1 there, the
+        # number is not a US one and gets no +1 (the last rule, ^[2-9]\d{7,}$, may apply).
+        ("4150551234", "+4150551234"),
+        ("4151551234", "+4151551234"),
+        ("2120001234", "+2120001234"),
+    ],
+)
+def test_exchange_starting_with_0_or_1_gets_no_country_code_1(raw: str, expected: str) -> None:
+    assert normalize_contact(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["14150551234", "14151551234"])
+def test_leading_1_with_exchange_starting_with_0_or_1_is_not_e164(raw: str) -> None:
+    assert "pattern" in refused(raw)
+
+
 def test_first_converter_wins() -> None:
     # matches both the NANP rule and ^[2-9]\d{7,}$; NANP is first
     assert to_e164("2125551234") == "+12125551234"

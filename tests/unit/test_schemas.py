@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -345,11 +344,10 @@ def test_whitelist_patterns_re2_refuses(pattern: str) -> None:
     assert "format" in errors_of({**MINIMAL, "whitelist": ["^ok$", pattern]})["whitelist.1"]
 
 
-def test_whitelist_hostile_pattern_is_handled_fast() -> None:
-    started = time.perf_counter()
-    out = valid(whitelist=["(a+)+$", "(x+x+)+y", "(.*a){20}"])
-    assert time.perf_counter() - started < 1.0  # generous: RE2 never backtracks
-    assert len(out["whitelist"]) == 3
+def test_whitelist_patterns_hostile_to_backtracking_are_kept_as_written() -> None:
+    # Exponential for a backtracking engine, plain patterns for RE2: accepted, unchanged.
+    hostile = ["(a+)+$", "(x+x+)+y", "(.*a){20}"]
+    assert valid(whitelist=hostile)["whitelist"] == hostile
 
 
 def test_whitelist_bounds() -> None:
@@ -362,10 +360,6 @@ def test_whitelist_bounds() -> None:
 
 
 # --- the validator object -----------------------------------------------------------------
-
-
-def test_default_validator_is_cached() -> None:
-    assert default_validator() is default_validator()
 
 
 def test_validator_from_explicit_schemas() -> None:
