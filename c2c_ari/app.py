@@ -21,7 +21,7 @@ from c2c_ari.domain.clicktocalls import ClickToCallService
 from c2c_ari.domain.connect import CallPlacer, ConnectService, NoCallPlacer
 from c2c_ari.domain.history import HistoryRecorder
 from c2c_ari.domain.retention import Housekeeper, RetentionPolicy
-from c2c_ari.domain.validation import default_validator, load_schemas
+from c2c_ari.schemas import default_validator, load_schemas
 from c2c_ari.stasis.app import StasisApp
 from c2c_ari.store import (
     AccountStore,

@@ -15,7 +15,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 from c2c_ari.api import openapi
 from c2c_ari.app import create_app
 from c2c_ari.config import Settings
-from c2c_ari.domain.validation import SCHEMAS_ENV, schemas_dir
+from c2c_ari.schemas import SCHEMAS_ENV, schemas_dir
 from tests.conftest import Api
 
 HTTP_METHODS = {"get", "put", "post", "patch", "delete", "options", "trace"}

@@ -16,7 +16,7 @@ from c2c_ari.domain import whitelist
 from c2c_ari.domain.contact import normalize_contact
 from c2c_ari.domain.errors import ValidationFailed
 from c2c_ari.domain.origins import normalize_origin, request_origin
-from c2c_ari.domain.validation import default_validator
+from c2c_ari.schemas import default_validator
 
 JSON_SCALARS = (st.none() | st.booleans() | st.integers() | st.floats()
                 | st.text(max_size=20))

@@ -8,7 +8,7 @@ import pytest
 from jsonschema import Draft7Validator
 
 from c2c_ari.domain.errors import ValidationFailed
-from c2c_ari.domain.validation import (
+from c2c_ari.schemas import (
     DocumentValidator,
     default_validator,
     load_schemas,
