@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from c2c_ari import localasterisk as la
+from c2c_ari.localasterisk import image, install
 
 CONFIG = Path(__file__).resolve().parents[2] / "asterisk"
 
@@ -44,23 +45,23 @@ deb https://cloud.example/apt cloud-sdk main
 
 
 def test_deb822_and_one_line_sources_are_parsed() -> None:
-    assert list(la._parse_deb822(DEB822)) == [
+    assert list(image._parse_deb822(DEB822)) == [
         ("http://mirror.example/debian", ["bookworm", "bookworm-updates"], ["main"]),
         ("http://mirror.example/debian-security", ["bookworm-security"], ["main"]),
         ("https://vendor.example/apt", ["nodistro"], ["main"]),
     ]
-    assert next(iter(la._parse_one_line(ONE_LINE))) == (
+    assert next(iter(image._parse_one_line(ONE_LINE))) == (
         "http://other.example/debian", ["bookworm"], ["main"])
 
 
 def test_mirror_candidates_keep_debian_main_archives_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    entries = [*la._parse_deb822(DEB822), *la._parse_one_line(ONE_LINE)]
-    monkeypatch.setattr(la, "_apt_source_entries", lambda: iter(entries))
+    entries = [*image._parse_deb822(DEB822), *image._parse_one_line(ONE_LINE)]
+    monkeypatch.setattr(image, "_apt_source_entries", lambda: iter(entries))
     assert la.mirror_candidates() == [
         "http://mirror.example/debian", "http://other.example/debian",
         "https://vendor.example/apt"]
     # The first one that serves sid wins; security and vendor archives never do.
-    monkeypatch.setattr(la, "_url_ok", lambda url, timeout=10.0: "other.example" in url)
+    monkeypatch.setattr(image, "_url_ok", lambda url, timeout=10.0: "other.example" in url)
     monkeypatch.delenv("C2C_ARI_DEBIAN_MIRROR", raising=False)
     assert la.debian_mirror() == "http://other.example/debian"
     monkeypatch.setenv("C2C_ARI_DEBIAN_MIRROR", "http://chosen.example/debian/")
@@ -69,7 +70,7 @@ def test_mirror_candidates_keep_debian_main_archives_only(monkeypatch: pytest.Mo
 
 def test_no_mirror_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("C2C_ARI_DEBIAN_MIRROR", raising=False)
-    monkeypatch.setattr(la, "_apt_source_entries", lambda: iter([]))
+    monkeypatch.setattr(image, "_apt_source_entries", lambda: iter([]))
     with pytest.raises(la.LocalAsteriskError, match="C2C_ARI_DEBIAN_MIRROR"):
         la.debian_mirror()
 
@@ -99,12 +100,12 @@ def test_generated_password_and_unsafe_overrides(
     monkeypatch.setenv("C2C_ARI_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("C2C_ARI_USER", raising=False)
     monkeypatch.delenv("C2C_ARI_PASSWORD", raising=False)
-    user, password = la._credentials()
+    user, password = install._credentials()
     assert user == "c2c" and len(password) >= 24
-    assert la._credentials()[1] != password  # nothing stored yet: a new one each time
+    assert install._credentials()[1] != password  # nothing stored yet: a new one each time
     monkeypatch.setenv("C2C_ARI_PASSWORD", "x;y")  # `;` starts a comment in Asterisk's files
     with pytest.raises(la.LocalAsteriskError):
-        la._credentials()
+        install._credentials()
 
 
 def _conf(name: str) -> str:
