@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from c2c_ari.config import Settings
+from c2c_ari.config import LocalAsteriskSettings, Settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -38,6 +38,8 @@ def _serve(args: argparse.Namespace) -> int:
     local = None
     if args.local_asterisk:
         try:
+            # The same --config file may set the local Asterisk's own settings.
+            localasterisk.configure(LocalAsteriskSettings.load(args.config))
             local = localasterisk.up()
         except localasterisk.LocalAsteriskError as exc:
             print(f"c2c-ari: local Asterisk: {exc}", file=sys.stderr)

@@ -7,10 +7,13 @@ import os
 import sys
 from pathlib import Path
 
+from c2c_ari.config import LocalAsteriskSettings
+
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_HTTP_PORT = 8088
-DEFAULT_SIP_PORT = 5060
-DEFAULT_USER = "c2c"
+# The defaults of LocalAsteriskSettings, named here for the code and tests that need them.
+DEFAULT_HTTP_PORT: int = LocalAsteriskSettings.http_port
+DEFAULT_SIP_PORT: int = LocalAsteriskSettings.sip_port
+DEFAULT_USER: str = LocalAsteriskSettings.ari_user
 APP = "c2c-ari"
 
 
@@ -18,15 +21,34 @@ class LocalAsteriskError(RuntimeError):
     """A failure with a one-line message meant for the user."""
 
 
+# --------------------------------------------------------------------------- settings
+
+# Settings given explicitly (the command line's --config); None: loaded at each use, so that
+# a changed environment (tests, a long-lived caller) is seen.
+_configured: LocalAsteriskSettings | None = None
+
+
+def configure(settings: LocalAsteriskSettings | None) -> None:
+    """Use these settings from now on; None goes back to loading them at each use."""
+    global _configured
+    _configured = settings
+
+
+def settings() -> LocalAsteriskSettings:
+    """The settings in use: see LocalAsteriskSettings in c2c_ari/config.py."""
+    if _configured is not None:
+        return _configured
+    try:
+        return LocalAsteriskSettings.load()
+    except (OSError, ValueError) as exc:
+        raise LocalAsteriskError(str(exc)) from None
+
+
 # --------------------------------------------------------------------------- paths
 
 
 def cache_dir() -> Path:
-    explicit = os.environ.get("C2C_ARI_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "c2c-ari"
+    return settings().cache_dir
 
 
 def chroot_dir() -> Path:
@@ -45,31 +67,20 @@ def swagger_dir() -> Path:
 
 
 def config_source_dir() -> Path:
-    explicit = os.environ.get("C2C_ARI_ASTERISK_CONFIG")
-    if explicit:
-        return Path(explicit).expanduser()
-    return Path(__file__).resolve().parents[2] / "asterisk"
+    """The configuration folder `up` installs: the setting, else the repository's asterisk/."""
+    return settings().asterisk_config or Path(__file__).resolve().parents[2] / "asterisk"
 
 
 def http_port() -> int:
-    return _env_port("C2C_ARI_HTTP_PORT", DEFAULT_HTTP_PORT)
+    return settings().http_port
 
 
 def sip_port() -> int:
-    return _env_port("C2C_ARI_SIP_PORT", DEFAULT_SIP_PORT)
+    return settings().sip_port
 
 
 def base_url() -> str:
     return f"http://{DEFAULT_HOST}:{http_port()}"
-
-
-def _env_port(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise LocalAsteriskError(f"{name}={raw!r} is not a port number")
-    return int(raw)
 
 
 # --------------------------------------------------------------------------- small helpers

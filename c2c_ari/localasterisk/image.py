@@ -27,6 +27,7 @@ from c2c_ari.localasterisk.common import (
     cache_dir,
     chroot_dir,
     say,
+    settings,
     state_dir,
     tail,
     write_atomic,
@@ -196,8 +197,9 @@ def _url_ok(url: str, timeout: float = 10.0) -> bool:
 
 
 def debian_mirror() -> str:
-    """The mirror debootstrap uses: C2C_ARI_DEBIAN_MIRROR, else the host's own apt sources."""
-    explicit = os.environ.get("C2C_ARI_DEBIAN_MIRROR", "").strip()
+    """The mirror debootstrap uses: the setting (C2C_ARI_DEBIAN_MIRROR), else the first of the
+    host's own apt sources that serves sid."""
+    explicit = settings().debian_mirror.strip()
     if explicit:
         return explicit.rstrip("/")
     candidates = mirror_candidates()

@@ -24,6 +24,7 @@ from c2c_ari.localasterisk.common import (
     LocalAsteriskError,
     config_source_dir,
     http_port,
+    settings,
     sip_port,
     state_dir,
 )
@@ -36,8 +37,8 @@ def credentials_file() -> Path:
 
 
 def _credentials() -> tuple[str, str]:
-    user = os.environ.get("C2C_ARI_USER") or DEFAULT_USER
-    password = os.environ.get("C2C_ARI_PASSWORD") or ""
+    user = settings().ari_user or DEFAULT_USER
+    password = settings().ari_password
     if not password:
         with contextlib.suppress(OSError, ValueError, KeyError):
             stored = json.loads(credentials_file().read_text())
@@ -46,7 +47,8 @@ def _credentials() -> tuple[str, str]:
     if not password:
         password = secrets.token_urlsafe(24)
     # Asterisk's config syntax: `;` starts a comment, `[`/`]` a section, no line breaks.
-    for label, value in (("C2C_ARI_USER", user), ("C2C_ARI_PASSWORD", password)):
+    for label, value in (("ari_user (C2C_ARI_USER)", user),
+                         ("ari_password (C2C_ARI_PASSWORD)", password)):
         if not re.fullmatch(r"[A-Za-z0-9._~!@%^*+=:/-]+", value):
             raise LocalAsteriskError(f"{label} has characters Asterisk's ari.conf cannot hold")
     return user, password

@@ -32,6 +32,7 @@ from c2c_ari.localasterisk.common import (
     chroot_dir,
     http_port,
     say,
+    settings,
     sip_port,
     state_dir,
     tail,
@@ -239,7 +240,7 @@ def ensure_running(timeout: float | None = None, restart: bool = False) -> AriIn
     """
     check_host()
     if timeout is None:
-        timeout = float(os.environ.get("C2C_ARI_START_TIMEOUT") or 90)
+        timeout = settings().start_timeout
     with _locked():
         pid = running_pid()
         if pid is not None and restart:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from c2c_ari import localasterisk as la
+from c2c_ari.config import LocalAsteriskSettings
 from c2c_ari.localasterisk import image, install
 
 CONFIG = Path(__file__).resolve().parents[2] / "asterisk"
@@ -147,3 +148,40 @@ def test_dialplan_feature_code_and_stasis_context() -> None:
     rtp = _conf("rtp.conf")
     assert re.search(r"(?m)^icesupport = no$", rtp)
     assert not re.search(r"(?m)^stunaddr", rtp)
+
+
+def test_settings_precedence_defaults_toml_environment(tmp_path: Path) -> None:
+    defaults = LocalAsteriskSettings.load(env={})
+    assert (defaults.http_port, defaults.sip_port, defaults.ari_user) == (8088, 5060, "c2c")
+    assert defaults.start_timeout == 90 and defaults.asterisk_config is None
+    toml = tmp_path / "c2c.toml"
+    # The service's own keys are the service's business; ari_user names the same account.
+    toml.write_text('port = 8001\nari_user = "ops"\n[local_asterisk]\nhttp_port = 9088\n'
+                    'start_timeout = 2.5\ncache_dir = "~/elsewhere"\n')
+    from_file = LocalAsteriskSettings.load(env={"C2C_ARI_CONFIG": str(toml)})
+    assert (from_file.http_port, from_file.ari_user, from_file.start_timeout) == (
+        9088, "ops", 2.5)
+    assert from_file.cache_dir == Path("~/elsewhere").expanduser()
+    env = {"C2C_ARI_CONFIG": str(toml), "C2C_ARI_HTTP_PORT": "9188", "C2C_ARI_USER": "env",
+           "C2C_ARI_ASTERISK_CONFIG": str(tmp_path), "C2C_ARI_START_TIMEOUT": "7"}
+    from_env = LocalAsteriskSettings.load(env=env)
+    assert (from_env.http_port, from_env.ari_user, from_env.start_timeout) == (9188, "env", 7.0)
+    assert from_env.asterisk_config == tmp_path
+    assert LocalAsteriskSettings.load(env=env, http_port=9288).http_port == 9288
+    toml.write_text("[local_asterisk]\nhttp_prot = 1\n")
+    with pytest.raises(ValueError, match="http_prot"):
+        LocalAsteriskSettings.load(config_file=toml, env={})
+    with pytest.raises(ValueError, match="port number"):
+        LocalAsteriskSettings.load(env={"C2C_ARI_SIP_PORT": "70000"})
+
+
+def test_explicit_settings_win_until_reset(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("C2C_ARI_CACHE_DIR", str(tmp_path / "env"))
+    la.configure(LocalAsteriskSettings(cache_dir=tmp_path / "given", http_port=9000))
+    try:
+        assert la.chroot_dir() == tmp_path / "given" / "chroot"
+        assert la.base_url() == "http://127.0.0.1:9000"
+    finally:
+        la.configure(None)
+    assert la.chroot_dir() == tmp_path / "env" / "chroot"
