@@ -32,6 +32,7 @@ from c2c_ari.localasterisk.common import (
     tail,
     write_atomic,
 )
+from c2c_ari.localasterisk.ids import ensure_own_ids
 
 # What debootstrap installs into the chroot. Changing this list rebuilds the chroot.
 # asterisk-moh-opsound-gsm: music on hold that works offline (small; codec_gsm plays it).
@@ -348,6 +349,8 @@ def build_chroot(force: bool = False) -> Path:
         last = tail(log, 15)
         _safe_rmtree(tmp)
         raise LocalAsteriskError(f"debootstrap failed (exit {rc}); last lines:\n{last}")
+    # Before anything runs in it: give the asterisk user ids no one on the host has.
+    ensure_own_ids(target)
     # Keep Debian's sample configuration aside for reference; `up` installs the project's.
     etc = target / "etc/asterisk"
     if etc.is_dir():

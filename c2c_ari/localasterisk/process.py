@@ -38,6 +38,7 @@ from c2c_ari.localasterisk.common import (
     tail,
     write_atomic,
 )
+from c2c_ari.localasterisk.ids import ensure_own_ids
 from c2c_ari.localasterisk.image import (
     build_chroot,
     check_host,
@@ -273,6 +274,8 @@ def _start_locked(timeout: float) -> AriInfo:
     os.chmod(state_dir(), 0o700)
     user, password = _credentials()
     info = AriInfo(url=base_url(), user=user, password=password, started=True)
+    # A chroot built before ids.py existed still has debootstrap's ids: fix them in place.
+    ensure_own_ids(root)
     install_config(root, user, password)
     write_atomic(credentials_file(), json.dumps(
         {"url": info.url, "user": user, "password": password, "app": APP,

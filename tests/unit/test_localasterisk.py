@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from c2c_ari import localasterisk as la
 from c2c_ari.config import LocalAsteriskSettings
-from c2c_ari.localasterisk import image, install
+from c2c_ari.localasterisk import ids, image, install
 
 CONFIG = Path(__file__).resolve().parents[2] / "asterisk"
 
@@ -185,3 +186,73 @@ def test_explicit_settings_win_until_reset(
     finally:
         la.configure(None)
     assert la.chroot_dir() == tmp_path / "env" / "chroot"
+
+
+HOST_PASSWD = """\
+root:x:0:0:root:/root:/bin/bash
+postgres:x:101:104:PostgreSQL administrator:/var/lib/postgresql:/bin/bash
+someone:x:200000:200000::/home/someone:/bin/bash
+"""
+HOST_GROUP = """\
+root:x:0:
+_ssh:x:101:
+postgres:x:104:
+big:x:200001:
+"""
+CHROOT_PASSWD = """\
+root:x:0:0:root:/root:/bin/bash
+asterisk:x:101:101:Asterisk PBX daemon:/var/lib/asterisk:/usr/sbin/nologin
+"""
+CHROOT_GROUP = """\
+root:x:0:
+dialout:x:20:asterisk
+asterisk:x:101:
+"""
+
+
+def test_the_asterisk_ids_are_free_on_the_host_and_in_the_chroot() -> None:
+    # 200000 is a host user's uid, 200001 a host group's gid: the first number free as both.
+    assert ids.choose_id([HOST_PASSWD, CHROOT_PASSWD], [HOST_GROUP, CHROOT_GROUP]) == 200_002
+    # Deterministic: the same files give the same number.
+    assert ids.choose_id([HOST_PASSWD], [HOST_GROUP]) == 200_002
+    assert ids.choose_id([], [], start=300) == 300
+    assert ids.choose_id(["a:x:7:7::/:/bin/sh\n"], ["g:x:8:\n"], start=7) == 9
+    assert ids.user_ids(CHROOT_PASSWD, CHROOT_GROUP) == (101, 101)
+    passwd, group = ids.renumbered(CHROOT_PASSWD, CHROOT_GROUP, (101, 101), (200_002, 200_002))
+    assert ids.user_ids(passwd, group) == (200_002, 200_002)
+    assert "root:x:0:0:" in passwd and "dialout:x:20:asterisk" in group
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_renumbering_moves_the_files_once(tmp_path: Path) -> None:
+    host, root = tmp_path / "host", tmp_path / "root"
+    (host).mkdir()
+    (host / "passwd").write_text(HOST_PASSWD)
+    (host / "group").write_text(HOST_GROUP)
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/passwd").write_text(CHROOT_PASSWD)
+    (root / "etc/group").write_text(CHROOT_GROUP)
+    spool = root / "var/spool/asterisk"
+    spool.mkdir(parents=True)
+    (spool / "outgoing").write_text("")
+    os.chown(spool, 101, 101)
+    os.chown(spool / "outgoing", 101, 0)
+    spool.chmod(0o2750)  # set-group-id, which chown would clear
+    (root / "etc/other").write_text("")
+    os.chown(root / "etc/other", 0, 0)
+
+    assert ids.ensure_own_ids(root, host_etc=host) is True
+    assert ids.user_ids((root / "etc/passwd").read_text(), (root / "etc/group").read_text()) \
+        == (200_002, 200_002)
+    assert (spool.stat().st_uid, spool.stat().st_gid) == (200_002, 200_002)
+    assert spool.stat().st_mode & 0o7777 == 0o2750
+    assert ((spool / "outgoing").stat().st_uid, (spool / "outgoing").stat().st_gid) == (
+        200_002, 0)
+    assert (root / "etc/other").stat().st_uid == 0
+    assert ids.read_marker(root) == {"user": "asterisk", "uid": 200_002, "gid": 200_002,
+                                     "from": [101, 101], "done": True, "files": 2}
+    # Recorded: the next start leaves it alone, unless the host takes the id meanwhile.
+    assert ids.ensure_own_ids(root, host_etc=host) is False
+    (host / "passwd").write_text(HOST_PASSWD + "late:x:200002:200002::/:/bin/sh\n")
+    assert ids.ensure_own_ids(root, host_etc=host) is True
+    assert spool.stat().st_uid == 200_003
