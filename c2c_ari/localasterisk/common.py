@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from c2c_ari.config import LocalAsteriskSettings
 
@@ -84,6 +84,37 @@ def base_url() -> str:
 
 
 # --------------------------------------------------------------------------- small helpers
+
+
+def inside(root: Path, path: str) -> Path:
+    """The host path of `path` as the chroot at `root` sees it.
+
+    Symlinks are followed the way the chroot follows them: an absolute target starts again
+    at `root`. Plain `root / path` would follow Debian's `var/run -> /run` to the host's own
+    /run.
+    """
+    current = root
+    parts = list(PurePosixPath(path).parts)
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part in ("/", "", "."):
+            continue
+        if part == "..":
+            current = current.parent if current != root else root
+            continue
+        candidate = current / part
+        if not candidate.is_symlink():
+            current = candidate
+            continue
+        hops += 1
+        if hops > 40:
+            raise LocalAsteriskError(f"too many symlinks in {path} inside {root}")
+        target = PurePosixPath(os.readlink(candidate))
+        if target.is_absolute():
+            current = root
+        parts = list(target.parts) + parts
+    return current
 
 
 def say(msg: str) -> None:

@@ -256,3 +256,100 @@ def test_renumbering_moves_the_files_once(tmp_path: Path) -> None:
     (host / "passwd").write_text(HOST_PASSWD + "late:x:200002:200002::/:/bin/sh\n")
     assert ids.ensure_own_ids(root, host_etc=host) is True
     assert spool.stat().st_uid == 200_003
+
+
+@pytest.fixture
+def default_ports(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.setenv("C2C_ARI_CACHE_DIR", str(tmp_path))
+    for name in ("C2C_ARI_HTTP_PORT", "C2C_ARI_SIP_PORT", "C2C_ARI_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def test_node_one_keeps_the_ports_and_paths_of_before(default_ports: Path) -> None:
+    one = la.Node(1)
+    assert (one.http_port, one.sip_port, one.rtp_range) == (8088, 5060, None)
+    assert (one.etc_dir, one.directories, one.asterisk_args) == ("/etc/asterisk", {}, [])
+    assert one.credentials_file == la.credentials_file() == default_ports / "state/ari.json"
+    assert one.pid_file == default_ports / "state/asterisk.pid"
+    assert la.asterisk_log_file() == default_ports / "chroot/var/log/asterisk/messages.log"
+    assert re.search(r"(?m)^rtpstart = 10000$", _conf("rtp.conf"))
+    assert re.search(r"(?m)^rtpend = 11999$", _conf("rtp.conf"))
+
+
+def test_nodes_never_share_a_port_a_directory_or_a_name(default_ports: Path) -> None:
+    nodes = [la.Node(k) for k in range(1, la.MAX_NODES + 1)]
+    two = nodes[1]
+    assert (two.http_port, two.sip_port, two.rtp_range) == (8188, 5160, (12000, 12999))
+    assert two.url == "http://127.0.0.1:8188"
+    sip = {n.sip_port for n in nodes}
+    http = {n.http_port for n in nodes}
+    assert len(sip) == len(http) == len(nodes) and not sip & http
+    # The tests' SIPp peers (agents, trunk, phones) and their media ports stay free.
+    assert not sip & set(range(5071, 5100))
+    rtp = [range(10000, 12000)] + [range(a, b + 1) for a, b in
+                                   (n.rtp_range for n in nodes[1:] if n.rtp_range)]
+    assert sum(len(r) for r in rtp) == len(set().union(*rtp))
+    assert max(r.stop for r in rtp) <= 20000
+    names = {n.name for n in nodes}
+    entity_ids = {n.entity_id for n in nodes}
+    assert len(names) == len(entity_ids) == len(nodes)
+    # The service takes channels whose ids start with c2c- for its own.
+    assert not any(name.startswith("c2c-") for name in names)
+    assert all(re.fullmatch(r"02(:[0-9a-f]{2}){5}", e) for e in entity_ids)
+    own = [set(n.directories.values()) for n in nodes[1:]]
+    assert all(own) and sum(map(len, own)) == len(set().union(*own))
+    assert two.directories["astetcdir"] == two.etc_dir == "/etc/asterisk-node2"
+    assert two.asterisk_args == ["-C", "/etc/asterisk-node2/asterisk.conf"]
+    assert two.state_dir == default_ports / "state/node2"
+    assert two.log_file == default_ports / "chroot/var/log/asterisk-node2/messages.log"
+    for bad in (0, la.MAX_NODES + 1):
+        with pytest.raises(la.LocalAsteriskError):
+            la.Node(bad)
+
+
+def test_node_ports_follow_node_one(
+        default_ports: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("C2C_ARI_HTTP_PORT", "9000")
+    monkeypatch.setenv("C2C_ARI_SIP_PORT", "6000")
+    assert (la.Node(3).http_port, la.Node(3).sip_port) == (9200, 6200)
+
+
+def test_each_node_gets_the_shipped_configuration_with_its_own_ports_and_names(
+        default_ports: Path) -> None:
+    one, two = la.Node(1), la.Node(2)
+    for path in sorted(CONFIG.glob("*.conf")):
+        if path.name not in ("http.conf", "pjsip.conf", "rtp.conf", "asterisk.conf"):
+            # The dialplan, endpoints' other settings, modules...: the same on every node.
+            assert install.configure_node(path.name, path.read_text(), two) == path.read_text()
+    http = install.configure_node("http.conf", _conf("http.conf"), two)
+    assert re.search(r"(?m)^bindport = 8188$", http)
+    pjsip = install.configure_node("pjsip.conf", _conf("pjsip.conf"), two)
+    assert re.search(r"(?m)^bind = 127\.0\.0\.1:5160$", pjsip)
+    assert "contact = sip:1001@127.0.0.1:5071" in pjsip  # the same peers
+    rtp = install.configure_node("rtp.conf", _conf("rtp.conf"), two)
+    assert re.search(r"(?m)^rtpstart = 12000$", rtp) and re.search(r"(?m)^rtpend = 12999$", rtp)
+    assert install.configure_node("rtp.conf", _conf("rtp.conf"), one) == _conf("rtp.conf")
+
+    first = install.configure_node("asterisk.conf", _conf("asterisk.conf"), one)
+    assert re.search(r"(?m)^\[options\]\nsystemname = node1\nentityid = 02:", first)
+    assert not re.search(r"(?m)^\[directories", first)
+    second = install.configure_node("asterisk.conf", _conf("asterisk.conf"), two)
+    assert re.search(r"(?m)^systemname = node2$", second)
+    assert f"entityid = {two.entity_id}\n" in second
+    # A real section: `[directories](!)` would be a template, which Asterisk ignores.
+    assert re.search(r"(?m)^\[directories\]$", second)
+    assert re.search(r"(?m)^astetcdir => /etc/asterisk-node2$", second)
+    assert re.search(r"(?m)^astrundir => /var/run/asterisk-node2$", second)
+
+
+def test_paths_inside_the_chroot_never_lead_to_the_host(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "var").mkdir(parents=True)
+    (root / "run").mkdir()
+    (root / "var/run").symlink_to("/run")  # as Debian has it
+    (root / "var/lock").symlink_to("../run/lock")
+    assert la.common.inside(root, "/var/run/asterisk-node2") == root / "run/asterisk-node2"
+    assert la.common.inside(root, "/var/lock") == root / "run/lock"
+    assert la.common.inside(root, "/var/lib/asterisk") == root / "var/lib/asterisk"
+    assert la.common.inside(root, "/../../etc") == root / "etc"
