@@ -33,7 +33,7 @@ from c2c_ari.localasterisk.image import (
     unmount_recorded,
 )
 from c2c_ari.localasterisk.install import (
-    _credentials,
+    ari_credentials,
     install_config,
     read_credentials,
     write_credentials,
@@ -138,7 +138,7 @@ def _start_locked(nodes: list[Node], timeout: float) -> dict[int, AriInfo]:
     root = build_chroot()
     for node in nodes:
         check_ports_free(node)
-    user, password = _credentials()
+    user, password = ari_credentials()
     # A chroot built before ids.py existed still has debootstrap's ids: fix them in place.
     ensure_own_ids(root)
     infos: dict[int, AriInfo] = {}

@@ -39,7 +39,7 @@ def credentials_file(node: int = 1) -> Path:
     return Node(node).credentials_file
 
 
-def _credentials() -> tuple[str, str]:
+def ari_credentials() -> tuple[str, str]:
     """The ARI user and password every node gets: the settings', else the password stored by
     an earlier `up` (of any node) for the same user, else a new random one."""
     user = settings().ari_user or DEFAULT_USER

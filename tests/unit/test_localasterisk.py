@@ -102,12 +102,12 @@ def test_generated_password_and_unsafe_overrides(
     monkeypatch.setenv("C2C_ARI_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("C2C_ARI_USER", raising=False)
     monkeypatch.delenv("C2C_ARI_PASSWORD", raising=False)
-    user, password = install._credentials()
+    user, password = install.ari_credentials()
     assert user == "c2c" and len(password) >= 24
-    assert install._credentials()[1] != password  # nothing stored yet: a new one each time
+    assert install.ari_credentials()[1] != password  # nothing stored yet: a new one each time
     monkeypatch.setenv("C2C_ARI_PASSWORD", "x;y")  # `;` starts a comment in Asterisk's files
     with pytest.raises(la.LocalAsteriskError):
-        install._credentials()
+        install.ari_credentials()
 
 
 def _conf(name: str) -> str:
@@ -353,3 +353,17 @@ def test_paths_inside_the_chroot_never_lead_to_the_host(tmp_path: Path) -> None:
     assert la.common.inside(root, "/var/lock") == root / "run/lock"
     assert la.common.inside(root, "/var/lib/asterisk") == root / "var/lib/asterisk"
     assert la.common.inside(root, "/../../etc") == root / "etc"
+
+
+def test_every_node_gets_the_one_stored_password(
+        default_ports: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("C2C_ARI_USER", raising=False)
+    monkeypatch.delenv("C2C_ARI_PASSWORD", raising=False)
+    # Node 2 was started alone once: node 1 reuses its password rather than make another.
+    install.write_credentials(la.Node(2), "c2c", "stored-once")
+    assert install.ari_credentials() == ("c2c", "stored-once")
+    info = la.read_credentials(2)
+    assert info is not None and (info.node, info.name, info.url) == (
+        2, "node2", "http://127.0.0.1:8188")
+    assert (default_ports / "state/node2/ari.json").stat().st_mode & 0o777 == 0o600
+    assert la.read_credentials(1) is None
