@@ -1,4 +1,4 @@
-"""The `c2c-ari` command: `serve`, `accounts create`, and `asterisk up|down|status`."""
+"""The `c2c-ari` command: `serve`, `accounts create`, and `asterisk up|down|status|rx`."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
 
     # Listed for --help only: main() hands `asterisk ...` to localasterisk.main.
     commands.add_parser(
-        "asterisk", help="local Asterisk 22 for development and tests: up | down | status"
+        "asterisk", help="local Asterisk 22 for development and tests: up | down | status | rx"
     )
 
     accounts = commands.add_parser("accounts", help="manage accounts")
