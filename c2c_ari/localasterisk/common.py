@@ -57,7 +57,8 @@ def chroot_dir() -> Path:
 
 
 def state_dir() -> Path:
-    """Pid, mounts, credentials and logs of the running instance."""
+    """Pids, mounts, credentials and output of the running nodes (node 1's in it, node k's in
+    its nodeK/ subdirectory)."""
     return cache_dir() / "state"
 
 
@@ -80,6 +81,7 @@ def sip_port() -> int:
 
 
 def base_url() -> str:
+    """Node 1's ARI base URL."""
     return f"http://{DEFAULT_HOST}:{http_port()}"
 
 
