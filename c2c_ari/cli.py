@@ -1,4 +1,4 @@
-"""The `c2c-ari` command: `serve`, `accounts create`, and `asterisk up|down|status`."""
+"""The `c2c-ari` command: `serve`, `accounts create`, and `asterisk up|down|status|rx`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from c2c_ari.config import Settings
+from c2c_ari.config import LocalAsteriskSettings, Settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -38,6 +38,8 @@ def _serve(args: argparse.Namespace) -> int:
     local = None
     if args.local_asterisk:
         try:
+            # The same --config file may set the local Asterisk's own settings.
+            localasterisk.configure(LocalAsteriskSettings.load(args.config))
             local = localasterisk.up()
         except localasterisk.LocalAsteriskError as exc:
             print(f"c2c-ari: local Asterisk: {exc}", file=sys.stderr)
@@ -96,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
 
     # Listed for --help only: main() hands `asterisk ...` to localasterisk.main.
     commands.add_parser(
-        "asterisk", help="local Asterisk 22 for development and tests: up | down | status"
+        "asterisk", help="local Asterisk 22 for development and tests: up | down | status | rx"
     )
 
     accounts = commands.add_parser("accounts", help="manage accounts")

@@ -97,14 +97,18 @@ class Settings:
         return cls(**{name: _coerce(name, value) for name, value in values.items()})
 
 
-def _coerce(name: str, value: Any) -> Any:
+def _coerce(name: str, value: Any, of: type = Settings) -> Any:
     """Turn strings from the environment or TOML into the field's type, with a clear error."""
-    kind = {f.name: f.type for f in dataclasses.fields(Settings)}[name]
+    kind = {f.name: f.type for f in dataclasses.fields(of)}[name]
     try:
         if kind == "int":
             if isinstance(value, bool):
                 raise ValueError
             return int(value)
+        if kind == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
         if kind in ("Path", "Path | None"):
             return Path(value).expanduser()
         if kind == "tuple[str, ...]":
@@ -117,3 +121,80 @@ def _coerce(name: str, value: Any) -> Any:
         return str(value)
     except (TypeError, ValueError):
         raise ValueError(f"setting {name!r}: cannot use {value!r} as {kind}") from None
+
+
+# --------------------------------------------------------------------------- local Asterisk
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "c2c-ari"
+
+
+# The TOML table of the local Asterisk's own settings; `ari_user` and `ari_password` are read
+# from the top level too, since they name the same ARI account as the service's settings.
+LOCAL_ASTERISK_TABLE = "local_asterisk"
+
+
+@dataclass(frozen=True)
+class LocalAsteriskSettings:
+    """The local Asterisk of `c2c-ari asterisk up` (c2c_ari/localasterisk).
+
+    Same precedence as Settings: these defaults, the TOML file (`[local_asterisk]`, plus the
+    top-level `ari_user`/`ari_password`), environment variables `C2C_ARI_<NAME>`, overrides.
+    """
+
+    # The chroot, and the state (pids, mounts, credentials) of the running nodes.
+    cache_dir: Path = field(default_factory=_default_cache_dir)
+    ari_user: str = "c2c"
+    # Empty: generated at the first `up` and kept in the state dir.
+    ari_password: str = ""
+    # Node 1's ports; further nodes' ports are derived from them (localasterisk/nodes.py).
+    http_port: int = 8088
+    sip_port: int = 5060
+    # Empty: the first mirror named by the host's apt sources that serves Debian sid.
+    debian_mirror: str = ""
+    # The configuration folder to install; None: the repository's asterisk/.
+    asterisk_config: Path | None = None
+    # Seconds to wait for ARI after a start.
+    start_timeout: float = 90.0
+
+    def __post_init__(self) -> None:
+        for name in ("http_port", "sip_port"):
+            port = getattr(self, name)
+            if not 0 < port < 65536:
+                raise ValueError(f"setting {name!r}: {port} is not a port number")
+        if not self.start_timeout > 0:
+            raise ValueError(f"setting 'start_timeout': {self.start_timeout} is not positive")
+
+    @classmethod
+    def load(
+        cls,
+        config_file: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> LocalAsteriskSettings:
+        """Build settings from defaults, a TOML file, the environment and explicit overrides."""
+        env = os.environ if env is None else env
+        names = {f.name for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        config_file = config_file or (Path(env[f"{ENV_PREFIX}CONFIG"]) if env.get(
+            f"{ENV_PREFIX}CONFIG") else None)
+        if config_file is not None:
+            with open(config_file, "rb") as fh:
+                document = tomllib.load(fh)
+            shared = names & {f.name for f in dataclasses.fields(Settings)}
+            values.update({k: v for k, v in document.items() if k in shared})
+            table = document.get(LOCAL_ASTERISK_TABLE, {})
+            if not isinstance(table, dict):
+                raise ValueError(f"{LOCAL_ASTERISK_TABLE!r} in {config_file} is not a table")
+            values.update(table)
+        for name in names:
+            raw = env.get(env_name(name))
+            if raw is not None and raw != "":
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(values) - names
+        if unknown:
+            raise ValueError(f"unknown local Asterisk setting(s): {', '.join(sorted(unknown))}")
+        return cls(**{name: _coerce(name, value, cls) for name, value in values.items()})

@@ -11,14 +11,19 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from c2c_ari import localasterisk
 from c2c_ari.localasterisk import AriInfo
+from c2c_ari.localasterisk.ids import ids_in
 from tests.helpers.sipp import Sipp
 
 pytestmark = pytest.mark.asterisk
@@ -268,3 +273,19 @@ async def test_feature_code_rejects_malformed_input(
     assert final.status == 484, final.start_line  # cause 28, INVALID_NUMBER_FORMAT
     assert not [e for e in ari.events if e["type"] == "StasisStart"]
     await ari.assert_nothing_left()
+
+
+def test_asterisk_runs_as_no_user_or_group_of_the_host(asterisk: AriInfo) -> None:
+    """The chroot's asterisk user has ids of its own: `ps` shows no host user (such as
+    postgres) as Asterisk, and Asterisk cannot signal that user's processes."""
+    if os.environ.get("C2C_ARI_URL", "").strip():
+        pytest.skip("C2C_ARI_URL's Asterisk is not the local one")
+    pid = localasterisk.running_pid()
+    assert pid is not None
+    status = Path(f"/proc/{pid}/status").read_text()
+    ids = {kind: {int(n) for n in re.search(rf"(?m)^{kind}:\s+(.*)$", status)[1].split()}
+           for kind in ("Uid", "Gid")}
+    with open("/etc/passwd") as passwd, open("/etc/group") as group:
+        host_uids, host_gids = ids_in(passwd.read()), ids_in(group.read())
+    assert ids["Uid"] and not ids["Uid"] & host_uids, (ids, sorted(host_uids))
+    assert ids["Gid"] and not ids["Gid"] & host_gids, (ids, sorted(host_gids))
