@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "C2C_ARI_"
+# The TOML table of the local Asterisk's settings (`c2c-ari asterisk ...`).
+LOCAL_ASTERISK_TABLE = "local_asterisk"
 
 
 def env_name(setting: str) -> str:
@@ -86,6 +88,8 @@ class Settings:
         if config_file is not None:
             with open(config_file, "rb") as fh:
                 values.update(tomllib.load(fh))
+            # The local Asterisk's own table is LocalAsteriskSettings' business.
+            values.pop(LOCAL_ASTERISK_TABLE, None)
         for f in dataclasses.fields(cls):
             raw = env.get(env_name(f.name))
             if raw is not None and raw != "":
@@ -133,7 +137,6 @@ def _default_cache_dir() -> Path:
 
 # The TOML table of the local Asterisk's own settings; `ari_user` and `ari_password` are read
 # from the top level too, since they name the same ARI account as the service's settings.
-LOCAL_ASTERISK_TABLE = "local_asterisk"
 
 
 @dataclass(frozen=True)

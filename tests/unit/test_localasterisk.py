@@ -367,3 +367,12 @@ def test_every_node_gets_the_one_stored_password(
         2, "node2", "http://127.0.0.1:8188")
     assert (default_ports / "state/node2/ari.json").stat().st_mode & 0o777 == 0o600
     assert la.read_credentials(1) is None
+
+
+def test_one_toml_file_serves_the_service_and_the_local_asterisk(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from c2c_ari.config import LocalAsteriskSettings, Settings
+
+    path = tmp_path / "c2c.toml"
+    path.write_text('port = 8100\n\n[local_asterisk]\nhttp_port = 8188\n')
+    assert Settings.load(path, env={}).port == 8100
+    assert LocalAsteriskSettings.load(path, env={}).http_port == 8188
