@@ -16,7 +16,8 @@ from c2c_ari.domain.connect import ConnectAttempt, ConnectRequest, ConnectResult
 from c2c_ari.domain.errors import CallsUnavailable, DomainError, NotFound
 from c2c_ari.domain.history import HistoryRecorder
 from c2c_ari.domain.plan import build_plan
-from c2c_ari.stasis.call import EVENT_TYPES, Call
+from c2c_ari.stasis.call import EVENT_TYPES, Call, CallOrigin, ChannelLost, HangUp, Stop
+from c2c_ari.stasis.registry import CallRegistry
 from c2c_ari.store import ActiveCall
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,8 @@ class StasisApp:
         self.contact_uri_endpoint = contact_uri_endpoint
         self.events = AriEvents(ari, self._on_event, on_connected=self._resync,
                                 event_types=EVENT_TYPES)
-        self.calls: dict[str, Call] = {}  # by channel id, both legs
-        # Calls in flight by call id, with the task that runs each to its history item.
-        self._runs: dict[str, tuple[Call, asyncio.Task[dict[str, Any]]]] = {}
+        # Calls in flight, each with the task that runs it to its history item.
+        self.calls = CallRegistry()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._dialplan: tuple[ConnectService, ClickToCallService, AccountService] | None = None
 
@@ -64,8 +64,8 @@ class StasisApp:
 
         Calls get `grace` seconds to clean up in Asterisk; what is still running then is
         cancelled, and the next start records it from its in-flight row."""
-        for call in {id(c): c for c in self.calls.values()}.values():
-            call.stop()
+        for call in self.calls:
+            call.command(Stop())
         if self._tasks:
             _done, pending = await asyncio.wait(self._tasks, timeout=grace)
             for task in pending:
@@ -97,13 +97,13 @@ class StasisApp:
                 second=plan.leg("contact"),
             )
         call = Call(
-            plan, self.ari, entered=attempt.entered_channel,
-            extra={"client_ip": attempt.client_ip, "authenticated": attempt.authenticated,
-                   "trigger": attempt.trigger},
+            plan, self.ari, incoming_channel=attempt.entered_channel,
+            origin=CallOrigin(client_ip=attempt.client_ip, authenticated=attempt.authenticated,
+                              trigger=attempt.trigger),
         )
         await self._launch(call)
         if attempt.blocking:
-            return ConnectResult(200, await asyncio.shield(call.decided))
+            return ConnectResult(200, await asyncio.shield(call.outcome_known))
         return ConnectResult(202, plan.kazoo_view(attempt.account.realm))
 
     async def _launch(self, call: Call) -> None:
@@ -111,14 +111,11 @@ class StasisApp:
         # Durable before the call can exist in Asterisk: a crash from here on leaves a row
         # that the next start turns into history.
         await self._progress(call)
-        # Known before the first request to Asterisk, whose events may beat its answer.
-        for channel_id in call.channel_ids:
-            self.calls[channel_id] = call
         task = asyncio.create_task(self._run(call), name=call.plan.call_id)
+        # Registered before the first request to Asterisk, whose events may beat its answer.
+        self.calls.add(call, task)
         self._tasks.add(task)
-        self._runs[call.plan.call_id] = (call, task)
         task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(lambda _t: self._runs.pop(call.plan.call_id, None))
         # One pass of the event loop: the call sends its first request to Asterisk now, ahead
         # of the answer to this connect, which the caller waits for less than for the call.
         await asyncio.sleep(0)
@@ -128,38 +125,39 @@ class StasisApp:
         await self.recorder.started(self._active(call, call.provisional_item()))
 
     async def _run(self, call: Call) -> dict[str, Any]:
+        # The call stays registered until its item is recorded, so that its status can always
+        # be read: live from here, or ended from history.
         try:
-            item = await call.run()
-        except Exception:
-            log.exception("call %s: no outcome", call.plan.call_id)
-            item = {**call.provisional_item(), "result": "error", "cause": "INTERNAL_ERROR"}
+            try:
+                item = await call.run()
+            except Exception:
+                log.exception("call %s: no outcome", call.plan.call_id)
+                item = {**call.provisional_item(), "result": "error",
+                        "cause": "INTERNAL_ERROR"}
+            await asyncio.shield(self.recorder.finished(self._active(call, item)))
         finally:
-            for channel_id in call.channel_ids:
-                self.calls.pop(channel_id, None)
-        await asyncio.shield(self.recorder.finished(self._active(call, item)))
+            self.calls.remove(call)
         return item
 
     # ------------------------------------------------------------------ LiveCalls
 
     def status(self, call_id: str) -> dict[str, Any] | None:
-        run = self._runs.get(call_id)
-        return None if run is None else run[0].status()
+        call = self.calls.get(call_id)
+        return None if call is None else call.status()
 
     def in_flight(self, c2c_id: str) -> list[dict[str, Any]]:
-        return [call.status() for call, _task in self._runs.values()
-                if call.plan.clicktocall_id == c2c_id]
+        return [call.status() for call in self.calls.of_clicktocall(c2c_id)]
 
     def watch(self, call_id: str) -> tuple[Call, asyncio.Queue[dict[str, Any]]] | None:
-        run = self._runs.get(call_id)
-        return None if run is None else (run[0], run[0].watch())
+        call = self.calls.get(call_id)
+        return None if call is None else (call, call.watch())
 
     async def hang_up(self, call_id: str, wait: float = 10.0) -> dict[str, Any] | None:
         """End a call in flight; its history item once recorded (None: no such live call)."""
-        run = self._runs.get(call_id)
-        if run is None:
+        call, task = self.calls.get(call_id), self.calls.task(call_id)
+        if call is None or task is None:
             return None
-        call, task = run
-        call.hang_up()
+        call.command(HangUp())
         async with asyncio.timeout(wait):
             return await asyncio.shield(task)
 
@@ -173,9 +171,9 @@ class StasisApp:
     async def _on_event(self, event: dict[str, Any]) -> None:
         channel_id = event.get("channel", {}).get("id", "")
         log.debug("event %s %s", event.get("type"), channel_id)
-        call = self.calls.get(channel_id)
+        call = self.calls.by_channel(channel_id)
         if call is not None:
-            call.events.put_nowait(event)
+            call.deliver(event)
             return
         if event.get("type") != "StasisStart":
             return
@@ -222,20 +220,21 @@ class StasisApp:
         bridges of ours that no call owns are removed, and calls a crashed run left
         unrecorded are recorded."""
         channels = {c["id"] for c in await self.ari.list_channels()}
-        for channel_id, call in list(self.calls.items()):
-            if channel_id not in channels and call.is_live(channel_id):
-                call.events.put_nowait({"type": "C2CLost", "channel": {"id": channel_id}})
+        for call in self.calls:
+            for channel_id in call.channel_ids:
+                if channel_id not in channels and call.is_live(channel_id):
+                    call.command(ChannelLost(channel_id))
         for channel_id in channels:
-            if channel_id.startswith(PREFIX) and channel_id not in self.calls:
+            if channel_id.startswith(PREFIX) and not self.calls.owns_channel(channel_id):
                 await self.ari.hangup(channel_id)
-        owned = {call.plan.bridge_id for call in self.calls.values()}
+        owned = self.calls.bridge_ids()
         for bridge in await self.ari.list_bridges():
             if bridge["id"].startswith(PREFIX) and bridge["id"] not in owned:
                 await self.ari.destroy_bridge(bridge["id"])
         await self._record_unfinished()
 
     async def _record_unfinished(self) -> None:
-        running = {call.plan.call_id for call in self.calls.values()}
+        running = {call.plan.call_id for call in self.calls}
         for active in await self.recorder.unfinished():
             if active.call_id in running:
                 continue

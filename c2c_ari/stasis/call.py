@@ -1,31 +1,32 @@
 """One click-to-call, from the first originate to the history item, read top to bottom.
 
 `Call.run()` is the state machine: each `await` waits for the event that moves the call on,
-and a leg that ends at any point raises `LegEnded`, which jumps to the clean-up. Events reach
-the call through its queue, in the order Asterisk sent them.
+and a leg that ends at any point raises `LegEnded`, which jumps to the clean-up. ARI events and
+the commands the application sends a call (stop, hang up, a channel lost) reach it through one
+inbox, in the order they happened.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from c2c_ari.ari import AriClient, AriException
 from c2c_ari.domain.history import cause_name, gregorian, history_item
 from c2c_ari.domain.plan import CallPlan, Leg
+from c2c_ari.stasis.state import LegEnded, Outcome, State
 
 log = logging.getLogger(__name__)
 
+# How long a refused ARI step waits for the event that explains it (a leg that hung up just
+# before the step reached Asterisk), before blaming ARI itself.
+_EXPLANATION_WAIT = 2.0
 
-# Causes of our own making: a bridged call that ends by one of these was cut, not finished.
-_INTERRUPTIONS = frozenset({"CHANNEL_LOST", "SERVICE_STOPPED", "ARI_ERROR", "INTERNAL_ERROR",
-                            "ASTERISK_SHUTDOWN"})
 # ChannelHangupRequest's `cause` on a soft hangup is Asterisk's reason flag; 4 is
 # AST_SOFTHANGUP_SHUTDOWN: Asterisk itself is stopping and takes the call down with it.
 _SOFTHANGUP_SHUTDOWN = 4
@@ -37,53 +38,59 @@ EVENT_TYPES = frozenset({"StasisStart", "StasisEnd", "ChannelStateChange",
                          "ChannelHangupRequest", "ChannelDestroyed"})
 
 
-class State(enum.Enum):
-    DIALING_FIRST = "dialing_first"
-    DIALING_SECOND = "dialing_second"
-    BRIDGED = "bridged"
-    ENDED = "ended"
+@dataclass(frozen=True)
+class CallOrigin:
+    """Who asked for the call, as its history item records it."""
+
+    client_ip: str | None = None
+    authenticated: bool = True
+    trigger: str = "api"  # "api" or "dialplan"
 
 
-class LegEnded(Exception):
-    """A leg is gone: hung up, refused, unanswered, or lost with Asterisk."""
-
-    def __init__(self, role: str, cause: str, code: int | None) -> None:
-        super().__init__(f"{role} leg ended: {cause}")
-        self.role, self.cause, self.code = role, cause, code
+# Commands the application sends a call, through the same inbox as its ARI events.
+@dataclass(frozen=True)
+class Stop:
+    """The service is stopping gracefully: end the call now (SERVICE_STOPPED)."""
 
 
-@dataclass
-class Outcome:
-    started: float = field(default_factory=time.time)
-    answered: float | None = None
-    ended: float | None = None
-    failed_leg: str | None = None
-    cause: str | None = None
-    hangup_cause: str | None = None
-    hangup_cause_code: int | None = None
+@dataclass(frozen=True)
+class HangUp:
+    """A user asked to end the call (DELETE on it): normal once bridged, else cancelled."""
+
+
+@dataclass(frozen=True)
+class ChannelLost:
+    """The channel vanished while ARI was disconnected (found by the re-sync)."""
+
+    channel_id: str
+
+
+Command = Stop | HangUp | ChannelLost
 
 
 class Call:
-    """A call in flight. `entered` is the channel id when the call came in from the dialplan
-    (that channel is already the extension leg and needs no originate)."""
+    """A call in flight. `incoming_channel` is the channel that dialled in when the call came
+    from the dialplan (it is already the extension leg and needs no originate)."""
 
     def __init__(
         self,
         plan: CallPlan,
         ari: AriClient,
         *,
-        extra: dict[str, Any],
-        entered: str | None = None,
+        origin: CallOrigin | None = None,
+        incoming_channel: str | None = None,
     ) -> None:
         self.plan = plan
         self.ari = ari
-        self.extra = extra
-        self.entered = entered
+        self.origin = origin or CallOrigin()
+        self.incoming_channel = incoming_channel
         self.state = State.DIALING_FIRST
         self.outcome = Outcome()
-        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.inbox: asyncio.Queue[dict[str, Any] | Command] = asyncio.Queue()
         # Resolved once the outcome is known: bridged (success so far) or failed.
-        self.decided: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.outcome_known: asyncio.Future[dict[str, Any]] = (
+            asyncio.get_running_loop().create_future())
+        self._answered: set[str] = set()  # roles of the legs that answered
         self._live: set[str] = set()  # our channels that Asterisk has not destroyed yet
         self._bridge_made = False
         self._asterisk_stopping = False
@@ -98,13 +105,13 @@ class Call:
     def resources(self) -> list[str]:
         return [*self.channel_ids, self.plan.bridge_id]
 
-    def stop(self) -> None:
-        """Ask the call to end (graceful stop of the service); it cleans up and records."""
-        self.events.put_nowait({"type": "C2CStop"})
+    def deliver(self, event: dict[str, Any]) -> None:
+        """An ARI event about one of this call's channels."""
+        self.inbox.put_nowait(event)
 
-    def hang_up(self) -> None:
-        """Ask the call to end because a user said so (DELETE on the call)."""
-        self.events.put_nowait({"type": "C2CHangup"})
+    def command(self, command: Command) -> None:
+        """Tell the call to end (see the Command types); it cleans up and records."""
+        self.inbox.put_nowait(command)
 
     def watch(self) -> asyncio.Queue[dict[str, Any]]:
         """A queue of this call's status: now, at every change of state, and the ended item
@@ -152,12 +159,13 @@ class Call:
         """Place, bridge and end the call; returns its history item."""
         first, second = self.plan.first, self.plan.second
         try:
-            if self.entered is None:
+            if self.incoming_channel is None:
                 await self._originate(first)
                 await self._until_answered(first)
             else:
                 self._live.add(first.channel_id)
                 await self.ari.answer(first.channel_id)
+            self._answered.add(first.role)
             self.state = State.DIALING_SECOND
             self._publish()
             if self.plan.ignore_early_media:
@@ -169,6 +177,7 @@ class Call:
                 await self._bridge(first)
                 await self._create_and_dial(second)
             await self._until_answered(second, created=not self.plan.ignore_early_media)
+            self._answered.add(second.role)
             if self.plan.ignore_early_media:
                 await self._stop_waiting_sound(first)
                 await self._bridge(first, second)
@@ -186,8 +195,7 @@ class Call:
         except LegEnded as ended:
             self._ended(ended)
         except AriException as exc:
-            log.warning("call %s: ARI refused a step: %s", self.plan.call_id, exc)
-            self._ended(LegEnded(self._pending_role(), "ARI_ERROR", None))
+            self._ended(await self._explain(exc))
         except Exception:
             # A bug must still leave nothing behind in Asterisk and a line in history.
             log.exception("call %s failed", self.plan.call_id)
@@ -195,7 +203,7 @@ class Call:
         finally:
             self.state = State.ENDED
         await self._clean_up()
-        item = self._item(self._result(), ended=True)
+        item = self._item(self.outcome.result, ended=True)
         self._decide(item)
         self._publish({"state": State.ENDED.value, **item})
         return item
@@ -278,9 +286,29 @@ class Call:
         await self.ari.add_channel(self.plan.bridge_id, [leg.channel_id for leg in legs],
                                    inhibit_connected_line_updates=True)
 
+    async def _explain(self, exc: AriException) -> LegEnded:
+        """Why ARI refused a step. Usually a leg hung up just before the step reached
+        Asterisk (a contact that hangs up before being bridged makes ARI answer 400 "Channel
+        not found"): its destruction is then in the inbox or on its way, and that leg's real
+        hang-up is what happened. Only when no such event comes is ARI itself to blame."""
+        try:
+            async with asyncio.timeout(_EXPLANATION_WAIT):
+                while True:
+                    await self._next_event()
+        except LegEnded as ended:
+            return ended
+        except TimeoutError:
+            pass
+        log.warning("call %s: ARI refused a step: %s", self.plan.call_id, exc)
+        return LegEnded(self._pending_role(), "ARI_ERROR", None)
+
     async def _next_event(self) -> dict[str, Any]:
-        """The next event for this call; raises LegEnded when it says a leg is gone."""
-        event = await self.events.get()
+        """The next ARI event for this call; raises LegEnded when it (or a command) says a
+        leg is gone."""
+        message = await self.inbox.get()
+        if not isinstance(message, dict):
+            raise self._command_end(message)
+        event = message
         kind = event.get("type")
         channel = event.get("channel", {})
         log.debug("call %s %s: %s %s", self.plan.call_id, self.state.value, kind,
@@ -299,18 +327,19 @@ class Call:
             raise LegEnded(role, self._stopping_or(cause_name(code)), code)
         if kind == "StasisEnd" and role is not None and self.state is State.BRIDGED:
             raise LegEnded(role, self._stopping_or("NORMAL_CLEARING"), 16)
-        if kind == "C2CLost":
-            # Synthesised by the app after a reconnect: the channel vanished meanwhile.
-            self._live.discard(channel.get("id", ""))
-            raise LegEnded(role or self._pending_role(), "CHANNEL_LOST", None)
-        if kind == "C2CStop":
-            # Synthesised by the app on a graceful stop: end the call now, recorded as such.
-            raise LegEnded(self._pending_role(), "SERVICE_STOPPED", None)
-        if kind == "C2CHangup":
-            # Synthesised by the app for DELETE on the call: connected, it ends normally;
-            # before that, it is cancelled.
-            raise LegEnded(self._pending_role(), "HANGUP_REQUESTED", None)
         return event
+
+    def _command_end(self, command: Command) -> LegEnded:
+        match command:
+            case ChannelLost(channel_id=channel_id):
+                self._live.discard(channel_id)
+                return LegEnded(self._role_of(channel_id) or self._pending_role(),
+                                "CHANNEL_LOST", None)
+            case Stop():
+                return LegEnded(self._pending_role(), "SERVICE_STOPPED", None)
+            case HangUp():
+                # Connected, the call ends normally; before that, it is cancelled.
+                return LegEnded(self._pending_role(), "HANGUP_REQUESTED", None)
 
     async def _clean_up(self) -> None:
         """Nothing is left behind: hang up what is still up, destroy the bridge."""
@@ -340,23 +369,7 @@ class Call:
         return (self.plan.first if self.state is State.DIALING_FIRST else self.plan.second).role
 
     def _ended(self, ended: LegEnded) -> None:
-        if self.outcome.ended is not None:
-            return
-        self.outcome.ended = time.time()
-        self.outcome.hangup_cause = ended.cause
-        self.outcome.hangup_cause_code = ended.code
-        if self.state is not State.BRIDGED:
-            self.outcome.failed_leg = ended.role
-            # A leg that vanished with a "normal" cause before answering was not answered.
-            self.outcome.cause = "NO_ANSWER" if ended.cause in (
-                "NORMAL_CLEARING", "UNSPECIFIED") else ended.cause
-        elif ended.cause in _INTERRUPTIONS:
-            self.outcome.cause = ended.cause
-
-    def _result(self) -> str:
-        if self.outcome.answered is not None and self.outcome.cause is None:
-            return "success"
-        return "error"
+        self.outcome.end(self.state, ended, frozenset(self._answered), self.plan.first.role)
 
     def _item(self, result: str, *, ended: bool) -> dict[str, Any]:
         o = self.outcome
@@ -366,13 +379,15 @@ class Call:
             cause=o.cause, failed_leg=o.failed_leg,
             hangup_cause=o.hangup_cause if ended else None,
             hangup_cause_code=o.hangup_cause_code if ended else None,
-            extra={**self.extra, "dial_first": self.plan.first.role,
+            extra={"client_ip": self.origin.client_ip,
+                   "authenticated": self.origin.authenticated,
+                   "trigger": self.origin.trigger, "dial_first": self.plan.first.role,
                    "extension": self.plan.extension},
         )
 
     def _decide(self, item: dict[str, Any]) -> None:
-        if not self.decided.done():
-            self.decided.set_result(item)
+        if not self.outcome_known.done():
+            self.outcome_known.set_result(item)
 
     async def _notify(self) -> None:
         if self.on_state is not None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from c2c_ari.ari import AriError
 from c2c_ari.domain.plan import CallPlan, build_plan
 from c2c_ari.stasis.call import Call
 
@@ -47,7 +48,7 @@ class FakeAri:
 
     def _send(self, kind: str, channel_id: str, **extra: Any) -> None:
         assert self.call is not None
-        self.call.events.put_nowait(
+        self.call.deliver(
             {"type": kind, "channel": {"id": channel_id, "state": "Up"}, **extra})
 
     def _destroy(self, channel_id: str, code: int) -> None:
@@ -116,6 +117,11 @@ NOT_ANSWERED = [
          "CALL_REJECTED", 21),
     Case("contact", (), "contact", 1, "error", "contact", "UNALLOCATED_NUMBER",
          "UNALLOCATED_NUMBER", 1),
+    # The first leg, answered, hangs up while the second rings: it gave up (it did answer).
+    Case("extension", ("extension",), "extension", 16, "error", "extension",
+         "ORIGINATOR_CANCEL", "NORMAL_CLEARING", 16),
+    Case("contact", ("contact",), "contact", 0, "error", "contact", "ORIGINATOR_CANCEL",
+         "UNSPECIFIED", 0),
     # The first leg, answered, is lost while the second rings: it is the one that failed.
     Case("extension", ("extension",), "extension", 38, "error", "extension",
          "NETWORK_OUT_OF_ORDER", "NETWORK_OUT_OF_ORDER", 38),
@@ -149,7 +155,7 @@ async def test_which_leg_failed_and_why(case: Case) -> None:
         extension_endpoint="PJSIP/{extension}", contact_endpoint="PJSIP/{contact}@trunk",
     )
     ari = FakeAri(plan, case)
-    call = Call(plan, ari, extra={})  # type: ignore[arg-type]
+    call = Call(plan, ari)  # type: ignore[arg-type]
     ari.call = call
     async with asyncio.timeout(5):  # a stuck call fails here instead of hanging the suite
         item = await call.run()
@@ -160,3 +166,36 @@ async def test_which_leg_failed_and_why(case: Case) -> None:
         case.hangup_cause, case.hangup_cause_code)
     assert ("answered_at" in item) == (case.result == "success")
     assert (ari.channels, ari.bridges) == (set(), set())  # nothing left behind
+
+
+class HangsUpBeforeBridge(FakeAri):
+    """The contact answers, then hangs up just before the bridge: ARI refuses to bridge a
+    channel that is gone, and the channel's destruction comes a moment later."""
+
+    async def add_channel(self, bridge_id: str, channel_ids: Any, **_: Any) -> None:
+        contact = next(c for c, role in self.roles.items() if role == "contact")
+        self.channels.discard(contact)
+        asyncio.get_running_loop().call_later(
+            0.05, lambda: self._send("ChannelDestroyed", contact, cause=16))
+        raise AriError(400, "POST", f"/bridges/{bridge_id}/addChannel",
+                       {"message": "Channel not found"})
+
+
+async def test_a_leg_gone_before_the_bridge_is_its_own_hang_up_not_an_ari_error() -> None:
+    case = Case("extension", ("extension", "contact"), "contact", 16, "error", "contact",
+                "NORMAL_CLEARING", "NORMAL_CLEARING", 16)
+    plan = build_plan(
+        account_id="a" * 32,
+        clicktocall={"id": "b" * 32, "name": "Sales", "extension": "1001"},
+        contact="+15551234567", custom_application_vars={},
+        extension_endpoint="PJSIP/{extension}", contact_endpoint="PJSIP/{contact}@trunk",
+    )
+    ari = HangsUpBeforeBridge(plan, case)
+    call = Call(plan, ari)  # type: ignore[arg-type]
+    ari.call = call
+    async with asyncio.timeout(5):
+        item = await call.run()
+    assert (item["result"], item["failed_leg"], item["cause"]) == (
+        "error", "contact", "NORMAL_CLEARING")
+    assert item["hangup_cause_code"] == 16
+    assert (ari.channels, ari.bridges) == (set(), set())

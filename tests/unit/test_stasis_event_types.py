@@ -11,8 +11,8 @@ from c2c_ari.ari import AriClient
 from c2c_ari.stasis import app, call
 from c2c_ari.stasis.call import EVENT_TYPES
 
-# ARI event types are CamelCase names such as StasisStart or ChannelDestroyed; the app's own
-# synthesised ones (C2CLost, C2CStop) never come from Asterisk.
+# ARI event types are CamelCase names such as StasisStart or ChannelDestroyed (the commands
+# the app sends a call are typed objects, not event names).
 ARI_EVENT = re.compile(r"(Stasis|Channel|Bridge|Playback|Dial|Application)[A-Z]?\w*")
 
 
