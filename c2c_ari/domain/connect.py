@@ -45,8 +45,10 @@ class ConnectRequest:
     # The web origin the request came from (its Origin header, else its Referer's origin).
     origin: str | None = None
     trigger: str = "api"
-    # From the dialplan: the channel that dialled in, already the extension leg.
-    entered_channel: str | None = None
+    # From the dialplan: the channel that dialled in (already the extension leg), and the
+    # number of the phone behind it.
+    incoming_channel: str | None = None
+    incoming_caller: str | None = None
 
 
 # Query parameters that steer connect itself; any other becomes a custom application var
@@ -96,7 +98,8 @@ class ConnectAttempt:
     client_ip: str | None
     authenticated: bool
     trigger: str = "api"
-    entered_channel: str | None = None
+    incoming_channel: str | None = None
+    incoming_caller: str | None = None
 
 
 @dataclass(frozen=True)
@@ -183,7 +186,8 @@ class ConnectService:
                 client_ip=request.client_ip,
                 authenticated=authenticated is not None,
                 trigger=request.trigger,
-                entered_channel=request.entered_channel,
+                incoming_channel=request.incoming_channel,
+                incoming_caller=request.incoming_caller,
             )
         )
 

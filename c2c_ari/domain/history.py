@@ -1,7 +1,9 @@
 """History items: one per call attempt, in Kazoo's shape plus what Kazoo users asked for.
 
-The recorder writes an in-flight row when a call starts and swaps it for the history item
-when the call ends, so a crash in between leaves evidence that start-up turns into history.
+The recorder writes an in-flight row when a call starts; the item goes into history as soon
+as setup is over (bridged, or failed), as Kazoo does, and a bridged call's item is completed
+(`ended_at`, `talk_duration`, the hang-up cause) when it ends. A crash at any point leaves an
+in-flight row, which start-up (or another instance) turns into the final item.
 """
 
 from __future__ import annotations
@@ -40,8 +42,11 @@ class HistoryRecorder:
     async def started(self, call: ActiveCall) -> None:
         await self.active.put(call)
 
+    async def bridged(self, call: ActiveCall) -> None:
+        await self.active.record_bridged(call)
+
     async def finished(self, call: ActiveCall) -> bool:
-        """Record the outcome once; False if this call id was already recorded."""
+        """Record the final item once; False if this call's item was final already."""
         return await self.active.record_outcome(call)
 
     async def unfinished(self) -> list[ActiveCall]:
@@ -82,3 +87,17 @@ def history_item(
             item["talk_duration"] = round(ended - answered, 3)
     item.update(extra)
     return item
+
+
+def cut_short(item: dict[str, Any], cause: str, now: float) -> dict[str, Any]:
+    """The final item of a call whose end its service never saw (it stopped, or crashed,
+    first): an error with `cause`. A bridged call is taken to end `now`; one still being set
+    up is blamed on the leg it dials first, which is the one it was waiting for unless that
+    leg had answered."""
+    out = {**item, "result": "error", "cause": cause}
+    if "answered_at" in out:
+        out["ended_at"] = gregorian(now)
+        out["talk_duration"] = max(0, out["ended_at"] - out["answered_at"])
+    else:
+        out["failed_leg"] = out.get("dial_first")
+    return out

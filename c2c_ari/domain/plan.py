@@ -98,6 +98,8 @@ def _headers(doc: dict[str, Any], direction: Literal["in", "out"]) -> dict[str, 
         headers.get("in", {}))
 
 
+# What an extension may be (the schema's rule): a phone's number that is not is not used.
+_EXTENSION = re.compile(r"[A-Za-z0-9+*#._-]{1,64}")
 _KAZOO_TONE = re.compile(r"%\(([0-9]+),([0-9]+),([0-9]+(?:,[0-9]+)?)\)")
 
 
@@ -136,6 +138,7 @@ def build_plan(
     contact_uri_endpoint: str = "PJSIP/trunk/{contact}",
     call_id: str | None = None,
     trigger: str = "api",
+    extension: str | None = None,
 ) -> CallPlan:
     """Turn a validated click-to-call and a normalised contact into a plan.
 
@@ -146,10 +149,12 @@ def build_plan(
     a dial string.
 
     `custom_sip_headers.out` (or the flat form) goes on every INVITE the app sends; for a call
-    that came in from a phone (`trigger` "dialplan"), `in` is added too, `in` winning."""
+    that came in from a phone (`trigger` "dialplan"), `in` is added too, `in` winning; the
+    phone is then the extension, and `extension` its number, if it is a plain one."""
     c2c_id = clicktocall["id"]
     call_id = call_id or f"c2c-{c2c_id}-{secrets.token_hex(8)}"
-    extension = clicktocall["extension"]
+    if extension is None or not _EXTENSION.fullmatch(extension):
+        extension = clicktocall["extension"]
     variables = {
         "C2C_CALL_ID": call_id,
         "C2C_ID": c2c_id,

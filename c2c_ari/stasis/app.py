@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from typing import Any
 
 from c2c_ari.ari import AriClient, AriEvents, AriException
@@ -14,7 +15,7 @@ from c2c_ari.domain.accounts import AccountService
 from c2c_ari.domain.clicktocalls import ClickToCallService
 from c2c_ari.domain.connect import ConnectAttempt, ConnectRequest, ConnectResult, ConnectService
 from c2c_ari.domain.errors import CallsUnavailable, DomainError, NotFound
-from c2c_ari.domain.history import HistoryRecorder
+from c2c_ari.domain.history import HistoryRecorder, cut_short
 from c2c_ari.domain.plan import build_plan
 from c2c_ari.stasis.call import EVENT_TYPES, Call, CallOrigin, ChannelLost, HangUp, Stop
 from c2c_ari.stasis.registry import CallRegistry
@@ -89,15 +90,16 @@ class StasisApp:
             contact_endpoint=self.contact_endpoint,
             contact_uri_endpoint=self.contact_uri_endpoint,
             trigger=attempt.trigger,
+            extension=attempt.incoming_caller,
         )
-        if attempt.entered_channel is not None:
+        if attempt.incoming_channel is not None:
             plan = dataclasses.replace(
                 plan, first=dataclasses.replace(plan.leg("extension"),
-                                                channel_id=attempt.entered_channel),
+                                                channel_id=attempt.incoming_channel),
                 second=plan.leg("contact"),
             )
         call = Call(
-            plan, self.ari, incoming_channel=attempt.entered_channel,
+            plan, self.ari, incoming_channel=attempt.incoming_channel,
             origin=CallOrigin(client_ip=attempt.client_ip, authenticated=attempt.authenticated,
                               trigger=attempt.trigger),
         )
@@ -107,10 +109,10 @@ class StasisApp:
         return ConnectResult(202, plan.kazoo_view(attempt.account.realm))
 
     async def _launch(self, call: Call) -> None:
-        call.on_state = self._progress
+        call.on_bridged = self._bridged
         # Durable before the call can exist in Asterisk: a crash from here on leaves a row
         # that the next start turns into history.
-        await self._progress(call)
+        await self.recorder.started(self._active(call, call.provisional_item()))
         task = asyncio.create_task(self._run(call), name=call.plan.call_id)
         # Registered before the first request to Asterisk, whose events may beat its answer.
         self.calls.add(call, task)
@@ -120,12 +122,11 @@ class StasisApp:
         # of the answer to this connect, which the caller waits for less than for the call.
         await asyncio.sleep(0)
 
-    async def _progress(self, call: Call) -> None:
-        """Keep the in-flight row current, so a crash still tells whether it was answered."""
-        await self.recorder.started(self._active(call, call.provisional_item()))
+    async def _bridged(self, call: Call) -> None:
+        await self.recorder.bridged(self._active(call, call.provisional_item(), bridged=True))
 
     async def _run(self, call: Call) -> dict[str, Any]:
-        # The call stays registered until its item is recorded, so that its status can always
+        # The call stays registered until its item is final, so that its status can always
         # be read: live from here, or ended from history.
         try:
             try:
@@ -135,6 +136,7 @@ class StasisApp:
                 item = {**call.provisional_item(), "result": "error",
                         "cause": "INTERNAL_ERROR"}
             await asyncio.shield(self.recorder.finished(self._active(call, item)))
+            call.settle(item)
         finally:
             self.calls.remove(call)
         return item
@@ -162,9 +164,9 @@ class StasisApp:
             return await asyncio.shield(task)
 
     @staticmethod
-    def _active(call: Call, item: dict[str, Any]) -> ActiveCall:
+    def _active(call: Call, item: dict[str, Any], *, bridged: bool = False) -> ActiveCall:
         return ActiveCall(call.plan.call_id, call.plan.account_id, call.plan.clicktocall_id,
-                          item, call.resources())
+                          item, call.resources(), bridged)
 
     # ------------------------------------------------------------------ events
 
@@ -179,7 +181,8 @@ class StasisApp:
             return
         args = event.get("args") or []
         if args[:1] == ["dialplan"] and len(args) == 3:
-            self._spawn(self._dialplan_call(channel_id, args[1], args[2]))
+            caller = (event.get("channel", {}).get("caller") or {}).get("number")
+            self._spawn(self._dialplan_call(channel_id, args[1], args[2], caller))
         elif channel_id.startswith(PREFIX):
             # Ours, but no call knows it (its call already ended): never leave it up.
             self._spawn(self.ari.hangup(channel_id))
@@ -189,7 +192,9 @@ class StasisApp:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _dialplan_call(self, channel_id: str, c2c_id: str, number: str) -> None:
+    async def _dialplan_call(
+        self, channel_id: str, c2c_id: str, number: str, caller: str | None
+    ) -> None:
         """A phone dialled the feature code: the same rules as connect, then the same call."""
         try:
             if self._dialplan is None:
@@ -201,7 +206,8 @@ class StasisApp:
                 raise NotFound(c2c_id)
             await connect.connect(
                 account_id, c2c_id,
-                ConnectRequest(contact=number, trigger="dialplan", entered_channel=channel_id),
+                ConnectRequest(contact=number, trigger="dialplan", incoming_channel=channel_id,
+                               incoming_caller=caller),
                 authenticated=account,
             )
         except DomainError as exc:
@@ -245,7 +251,5 @@ class StasisApp:
                     else:
                         await self.ari.hangup(resource)
             # The outcome was never seen: the service stopped without recording it.
-            item = {**active.item, "result": "error", "cause": "SERVICE_RESTART"}
-            if "answered_at" not in item:
-                item["failed_leg"] = item.get("dial_first")
+            item = cut_short(active.item, "SERVICE_RESTART", time.time())
             await self.recorder.finished(dataclasses.replace(active, item=item))

@@ -96,7 +96,9 @@ class Call:
         self._asterisk_stopping = False
         self._leg_states: dict[str, str] = {}  # role -> Asterisk's channel state
         self._watchers: list[asyncio.Queue[dict[str, Any]]] = []
-        self.on_state: Callable[[Call], Awaitable[None]] | None = None
+        # Called once both legs are bridged, before the outcome is known to anyone: it makes
+        # the item durable (see StasisApp).
+        self.on_bridged: Callable[[Call], Awaitable[None]] | None = None
 
     @property
     def channel_ids(self) -> tuple[str, str]:
@@ -184,12 +186,13 @@ class Call:
             else:
                 await self._bridge(second)
             self.state = State.BRIDGED
-            self._publish()
             self.outcome.answered = time.time()
-            self._decide(self._item("success", ended=False))
-            # The in-flight row written before the first originate changes only here (answered
-            # at, success so far): until now it already held everything a restart needs.
-            await self._notify()
+            self._publish()
+            # Durable before anyone is told (a blocking connect answers with it): from here
+            # on the call is listed in history.
+            if self.on_bridged is not None:
+                await self.on_bridged(self)
+            self.settle(self._item("success", ended=False))
             while True:
                 await self._next_event()
         except LegEnded as ended:
@@ -204,7 +207,6 @@ class Call:
             self.state = State.ENDED
         await self._clean_up()
         item = self._item(self.outcome.result, ended=True)
-        self._decide(item)
         self._publish({"state": State.ENDED.value, **item})
         return item
 
@@ -385,10 +387,8 @@ class Call:
                    "extension": self.plan.extension},
         )
 
-    def _decide(self, item: dict[str, Any]) -> None:
+    def settle(self, item: dict[str, Any]) -> None:
+        """The outcome is known and durable (bridged, or the final item recorded): whoever
+        waits for it (a blocking connect) gets `item`."""
         if not self.outcome_known.done():
             self.outcome_known.set_result(item)
-
-    async def _notify(self) -> None:
-        if self.on_state is not None:
-            await self.on_state(self)

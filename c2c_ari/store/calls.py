@@ -1,4 +1,11 @@
-"""Calls in flight: written when a call starts, removed when its history item is recorded."""
+"""Calls in flight: a row from before the first dial until the call's item is final.
+
+With history, this is what makes exactly one history item per attempt whatever crashes: the
+row is durable before anything is dialled; when setup is over (bridged or failed) the item
+goes into history in the same transaction that updates or drops the row; when a bridged call
+ends, the item is completed and the row dropped, again in one transaction. A row left at
+start-up is a call whose item is not final yet.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from c2c_ari.store.db import Database
-from c2c_ari.store.history import insert_statement
+from c2c_ari.store.history import complete_statement, insert_statement
 
 
 @dataclass(frozen=True)
@@ -18,6 +25,7 @@ class ActiveCall:
     item: dict[str, Any]
     # ARI ids (channels, bridge) that may still exist in Asterisk for this call
     resources: list[str]
+    bridged: bool = False
 
 
 class ActiveCallStore:
@@ -25,28 +33,42 @@ class ActiveCallStore:
         self.db = db
 
     async def put(self, call: ActiveCall) -> None:
+        """The call is about to be dialled: durable before anything reaches Asterisk."""
         await self.db.execute(
             "INSERT OR REPLACE INTO active_calls"
-            " (call_id, account_id, clicktocall_id, item, resources) VALUES (?, ?, ?, ?, ?)",
+            " (call_id, account_id, clicktocall_id, item, resources, bridged)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
             (call.call_id, call.account_id, call.clicktocall_id, json.dumps(call.item),
-             json.dumps(call.resources)),
+             json.dumps(call.resources), int(call.bridged)),
         )
 
-    async def record_outcome(self, call: ActiveCall) -> bool:
-        """Record the call's history item and drop its in-flight row, in one transaction (so
-        one commit, and never one without the other). False if the item was already
-        recorded."""
-        inserted, _removed = await self.db.execute_together([
+    async def record_bridged(self, call: ActiveCall) -> None:
+        """Both legs are bridged: the item (success so far) goes into history, where it is
+        listed while the call is up, and the row says so, in one transaction."""
+        await self.db.execute_together([
             insert_statement(call.account_id, call.clicktocall_id, call.call_id,
-                             call.item["timestamp"], call.item),
+                             call.item["timestamp"], call.item, final=False),
+            ("UPDATE active_calls SET item = ?, bridged = 1 WHERE call_id = ?",
+             (json.dumps(call.item), call.call_id)),
+        ])
+
+    async def record_outcome(self, call: ActiveCall) -> bool:
+        """The call's final item goes into history (inserted, or completing the one its
+        bridge recorded) and its in-flight row goes, in one transaction (one commit, and never
+        one without the other). False if the item was final already."""
+        recorded, _removed = await self.db.execute_together([
+            complete_statement(call.account_id, call.clicktocall_id, call.call_id,
+                               call.item["timestamp"], call.item),
             ("DELETE FROM active_calls WHERE call_id = ?", (call.call_id,)),
         ])
-        return inserted == 1
+        return recorded == 1
 
     async def all(self) -> list[ActiveCall]:
         return [
-            ActiveCall(row[0], row[1], row[2], json.loads(row[3]), json.loads(row[4]))
+            ActiveCall(row[0], row[1], row[2], json.loads(row[3]), json.loads(row[4]),
+                       bool(row[5]))
             for row in await self.db.fetchall(
-                "SELECT call_id, account_id, clicktocall_id, item, resources FROM active_calls"
+                "SELECT call_id, account_id, clicktocall_id, item, resources, bridged"
+                " FROM active_calls"
             )
         ]

@@ -82,6 +82,12 @@ MIGRATIONS: list[str] = [
     CREATE INDEX clicktocalls_by_id ON clicktocalls(id) WHERE deleted = 0;
     CREATE INDEX clicktocalls_deleted ON clicktocalls(modified) WHERE deleted = 1;
     """,
+    # A call's item is in history from the moment its setup is over; `final` is 0 while a
+    # bridged call is still up, and becomes 1 when the item is completed, once.
+    """
+    ALTER TABLE history ADD COLUMN final INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE active_calls ADD COLUMN bridged INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 

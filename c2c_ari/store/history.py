@@ -10,11 +10,27 @@ from c2c_ari.store.db import Database
 
 def insert_statement(
     account_id: str, clicktocall_id: str, call_id: str, timestamp: int, item: dict[str, Any],
+    *, final: bool = True,
 ) -> tuple[str, tuple[Any, ...]]:
     """The write that records one attempt, ignored when its call id is already recorded."""
     return (
-        "INSERT OR IGNORE INTO history (account_id, clicktocall_id, call_id, timestamp, doc)"
-        " VALUES (?, ?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO history"
+        " (account_id, clicktocall_id, call_id, timestamp, doc, final) VALUES (?, ?, ?, ?, ?, ?)",
+        (account_id, clicktocall_id, call_id, timestamp, json.dumps(item), int(final)),
+    )
+
+
+def complete_statement(
+    account_id: str, clicktocall_id: str, call_id: str, timestamp: int, item: dict[str, Any],
+) -> tuple[str, tuple[Any, ...]]:
+    """The write that records an attempt's final item: inserted if its setup left none,
+    else replacing the item its bridge recorded; never an item that is final already, so a
+    call's end is recorded once."""
+    return (
+        "INSERT INTO history (account_id, clicktocall_id, call_id, timestamp, doc, final)"
+        " VALUES (?, ?, ?, ?, ?, 1)"
+        " ON CONFLICT (call_id) DO UPDATE SET doc = excluded.doc, final = 1"
+        " WHERE history.final = 0",
         (account_id, clicktocall_id, call_id, timestamp, json.dumps(item)),
     )
 

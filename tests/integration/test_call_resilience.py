@@ -150,6 +150,10 @@ def test_crash_of_the_service_is_recorded_at_next_start(
                          {"contact": CONTACT, "blocking": True}, token)
     assert (status, body["data"]["result"]) == (200, "success")
     call_id = body["data"]["call_id"]
+    # Bridged: the call is in history already, while it is up.
+    (live,) = _http("GET", f"{base}/{c2c_id}/history", token=token)[1]["data"]
+    assert (live["call_id"], live["result"]) == (call_id, "success")
+    assert "ended_at" not in live and "answered_at" in live
 
     first.send_signal(signal.SIGKILL)
     first.wait()
@@ -160,11 +164,13 @@ def test_crash_of_the_service_is_recorded_at_next_start(
     deadline = time.monotonic() + 20
     while True:
         items = _http("GET", f"{base}/{c2c_id}/history", token=token)[1]["data"]
-        if items or time.monotonic() > deadline:
+        if any("ended_at" in item for item in items) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
+    # Still exactly one item: the same one, completed.
     assert [(i["call_id"], i["result"], i["cause"]) for i in items] == [
         (call_id, "error", "SERVICE_RESTART")]
+    assert items[0]["ended_at"] >= items[0]["answered_at"] == live["answered_at"]
     assert asyncio.run(nothing_left(asterisk)) == ([], [])
 
 

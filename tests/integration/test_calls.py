@@ -51,7 +51,11 @@ async def test_extension_first_success(service: Api, sipp: Callable[..., Sipp]) 
     for invite in (to_agent, to_contact):
         assert invite.header("X-C2C") == "hello-world"
 
+    # Listed as soon as it is bridged (Kazoo records setup's outcome), while it is up...
     (item,) = await history(service, c2c["id"])
+    assert (item["call_id"], item["result"]) == (call_id, "success")
+    assert "ended_at" not in item and "talk_duration" not in item
+    # ...and the same item gains the end once the contact hangs up.
     deadline = time.monotonic() + 10
     while "ended_at" not in item and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
@@ -141,21 +145,25 @@ async def test_non_blocking_answers_202_with_plan(
 async def test_call_from_the_dialplan(service: Api, sipp: Callable[..., Sipp]) -> None:
     trunk = sipp("uas_answer_then_bye.xml", TRUNK_PORT, duration_ms=500)
     c2c = await service.create(
-        extension="1002",
+        extension="1001",
         custom_sip_headers={"in": {"X-From-Phone": "yes"}, "out": {"X-C2C": "out"}},
     )
+    # Another phone than the click-to-call's extension uses its feature code: that phone is
+    # the call's extension, in what the contact sees and in history.
     phone = sipp("uac_call.xml", PHONE_PORT, remote="127.0.0.1:5060",
                  service=f"*77*{c2c['id']}*{CONTACT}", duration_ms=5000, max_calls=1,
-                 keys={"from_user": "1002"})
+                 keys={"from_user": "1003"})
     # SIPp's waits block: in a thread, so the service (on this event loop) keeps running.
     invite = await asyncio.to_thread(trunk.wait_for_invite, 10)
     assert invite.request_user == CONTACT
+    assert invite.from_user == "1003"
     # A call that came in from a phone carries the `in` headers as well as `out`.
     assert invite.header("X-From-Phone") == "yes"
     assert invite.header("X-C2C") == "out"
     (item,) = await history(service, c2c["id"])
     assert (item["trigger"], item["result"]) == ("dialplan", "success")
     assert item["contact"] == CONTACT
+    assert item["extension"] == "1003"
     phone.stop()
 
 

@@ -99,3 +99,17 @@ def test_ringbacks_become_tones_ari_can_play() -> None:
     for stored, played in cases.items():
         assert _plan(ringback=stored).ringback == played
     assert _plan(ringback="").ringback is None
+
+
+def test_a_call_from_a_phone_names_that_phone_as_its_extension() -> None:
+    def plan(caller: str | None):  # type: ignore[no-untyped-def]
+        return build_plan(
+            account_id="b" * 32, clicktocall=C2C, contact="+4930123456",
+            custom_application_vars={}, extension_endpoint="PJSIP/{extension}",
+            contact_endpoint="PJSIP/{contact}@trunk", trigger="dialplan", extension=caller)
+
+    assert plan("1002").extension == "1002"
+    assert plan("1002").leg("contact").caller_id == '"1002" <1002>'
+    # a number a phone could send but no extension could be: the click-to-call's own
+    for odd in (None, "", "10 02", "a" * 65, "1002;x=1"):
+        assert plan(odd).extension == "1001"

@@ -89,12 +89,18 @@ class FakeRecorder:
             await asyncio.sleep(0)
         self.log.add("in-flight row durable", dict(call.item))
 
+    async def bridged(self, call: ActiveCall) -> None:
+        for _ in range(3):
+            await asyncio.sleep(0)
+        self.log.add("bridged item durable", dict(call.item))
+
     async def finished(self, call: ActiveCall) -> bool:
         self.log.add("history", dict(call.item))
         return True
 
 
-async def test_in_flight_row_is_durable_before_any_originate_and_written_twice() -> None:
+async def test_in_flight_row_is_durable_before_any_originate_and_the_item_once_bridged(
+) -> None:
     log = Log()
     ari = FakeAri(log)
     stasis = StasisApp(ari, FakeRecorder(log),  # type: ignore[arg-type]
@@ -112,7 +118,7 @@ async def test_in_flight_row_is_durable_before_any_originate_and_written_twice()
     # The row came first; by the time the connect is answered, the first leg is being dialled.
     assert log.names() == ["in-flight row durable", "originate"]
 
-    await log.until("in-flight row durable", 2)  # bridged
+    await log.until("bridged item durable")
     run = stasis.calls.task(call_id)
     assert run is not None
     ari._event("ChannelDestroyed", f"{call_id}-contact", cause=16)  # the contact hangs up
@@ -121,12 +127,14 @@ async def test_in_flight_row_is_durable_before_any_originate_and_written_twice()
 
     assert log.names() == [
         "in-flight row durable", "originate", "ring", "originate", "ring_stop",
-        "create_bridge", "add_channel", "in-flight row durable", "hangup", "destroy_bridge",
+        "create_bridge", "add_channel", "bridged item durable", "hangup", "destroy_bridge",
         "history",
     ]
-    rows = [item for name, item in log.entries if name == "in-flight row durable"]
-    assert [row["result"] for row in rows] == ["error", "success"]  # not answered, then answered
-    assert "answered_at" not in rows[0] and "answered_at" in rows[1]
+    (row,) = [item for name, item in log.entries if name == "in-flight row durable"]
+    assert row["result"] == "error" and "answered_at" not in row  # not answered yet
+    (bridged,) = [item for name, item in log.entries if name == "bridged item durable"]
+    assert bridged["result"] == "success" and "answered_at" in bridged
+    assert "ended_at" not in bridged
     history = log.entries[-1][1]
     assert (history["call_id"], history["result"]) == (call_id, "success")
     assert len(stasis.calls) == 0
