@@ -104,6 +104,7 @@ def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Appl
                 extension_endpoint=settings.extension_endpoint,
                 contact_endpoint=settings.contact_endpoint,
                 contact_uri_endpoint=settings.contact_uri_endpoint,
+                max_calls_in_setup=settings.max_calls_in_setup,
             )
         call_tokens = CallTokens(await ServiceKeyStore(db).get_or_create("call_tokens"))
         services = build_services(settings, db, call_tokens, placer or stasis, stasis)

@@ -62,6 +62,10 @@ class Settings:
     # Proxies whose X-Forwarded-For is believed (addresses or networks, e.g. 10.0.0.0/8):
     # the client address is then the last one in that header that is not such a proxy.
     trusted_proxies: tuple[str, ...] = ()
+    # Admission control: at most this many calls being set up (dialling, not yet bridged) at
+    # once by this instance; above it connect answers 503 with Retry-After before dialling.
+    # 0: no limit.
+    max_calls_in_setup: int = 100
     # Per-account limits and retention (0 days keeps forever).
     max_clicktocalls_per_account: int = 1000
     history_retention_days: int = 365

@@ -62,7 +62,12 @@ def from_domain(request: web.Request, exc: DomainError) -> web.Response:
             return error(request, 403, "forbidden",
                          {"message": exc.message, "limit": exc.limit})
         case CallsUnavailable():
-            return error(request, 503, "service unavailable", {"message": str(exc)})
+            data: dict[str, object] = {"message": str(exc)}
+            headers = None
+            if exc.retry_after is not None:
+                data["retry_after"] = exc.retry_after
+                headers = {"Retry-After": str(exc.retry_after)}
+            return error(request, 503, "service unavailable", data, headers=headers)
     log.error("unmapped domain error %r", exc)
     return error(request, 500, "internal_server_error", {"message": "internal error"})
 

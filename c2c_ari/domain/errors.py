@@ -57,7 +57,12 @@ class Unauthorized(DomainError):
 
 
 class CallsUnavailable(DomainError):
-    """No call placer is connected, so a valid connect cannot be carried out."""
+    """No call placer is connected (or it is full), so a valid connect cannot be carried
+    out now; `retry_after` seconds is when trying again makes sense, if known."""
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Forbidden(DomainError):

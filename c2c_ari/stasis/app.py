@@ -37,12 +37,17 @@ class StasisApp:
         extension_endpoint: str,
         contact_endpoint: str,
         contact_uri_endpoint: str = "PJSIP/trunk/{contact}",
+        max_calls_in_setup: int = 0,
     ) -> None:
         self.ari = ari
         self.recorder = recorder
         self.extension_endpoint = extension_endpoint
         self.contact_endpoint = contact_endpoint
         self.contact_uri_endpoint = contact_uri_endpoint
+        # Admission control: calls dialling but not bridged yet, at most this many (0: no
+        # limit). Bridged calls cost the service almost nothing; setup is where it works.
+        self.max_calls_in_setup = max_calls_in_setup
+        self._in_setup = 0
         self.events = AriEvents(ari, self._on_event, on_connected=self._resync,
                                 event_types=EVENT_TYPES)
         # Calls in flight, each with the task that runs it to its history item.
@@ -81,6 +86,13 @@ class StasisApp:
     async def place(self, attempt: ConnectAttempt) -> ConnectResult:
         if not self.events.connected:
             raise CallsUnavailable("calls cannot be placed: Asterisk (ARI) is not connected")
+        if self.max_calls_in_setup and self._in_setup >= self.max_calls_in_setup:
+            # Refused before anything is dialled: a call accepted now would wait behind the
+            # others and could fail by our own lag (a contact that answered and hung up
+            # before we got round to bridging it).
+            raise CallsUnavailable(
+                f"too many calls being set up ({self._in_setup}): try again shortly",
+                retry_after=1)
         plan = build_plan(
             account_id=attempt.account.id,
             clicktocall=attempt.clicktocall,
@@ -110,9 +122,14 @@ class StasisApp:
 
     async def _launch(self, call: Call) -> None:
         call.on_bridged = self._bridged
-        # Durable before the call can exist in Asterisk: a crash from here on leaves a row
-        # that the next start turns into history.
-        await self.recorder.started(self._active(call, call.provisional_item()))
+        self._in_setup += 1
+        try:
+            # Durable before the call can exist in Asterisk: a crash from here on leaves a
+            # row that the next start turns into history.
+            await self.recorder.started(self._active(call, call.provisional_item()))
+        except BaseException:
+            self._in_setup -= 1
+            raise
         task = asyncio.create_task(self._run(call), name=call.plan.call_id)
         # Registered before the first request to Asterisk, whose events may beat its answer.
         self.calls.add(call, task)
@@ -123,6 +140,7 @@ class StasisApp:
         await asyncio.sleep(0)
 
     async def _bridged(self, call: Call) -> None:
+        self._in_setup -= 1
         await self.recorder.bridged(self._active(call, call.provisional_item(), bridged=True))
 
     async def _run(self, call: Call) -> dict[str, Any]:
@@ -138,6 +156,8 @@ class StasisApp:
             await asyncio.shield(self.recorder.finished(self._active(call, item)))
             call.settle(item)
         finally:
+            if call.outcome.answered is None:
+                self._in_setup -= 1  # never bridged: its setup ended here
             self.calls.remove(call)
         return item
 

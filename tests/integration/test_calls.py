@@ -7,11 +7,15 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from c2c_ari.api import clicktocall as clicktocall_api
-from tests.conftest import Api
+from c2c_ari.app import STASIS, create_app
+from c2c_ari.config import Settings
+from c2c_ari.localasterisk import AriInfo
+from tests.conftest import Api, sign_in
 from tests.helpers.sipp import Sipp
 from tests.integration.service import (
     CONTACT,
@@ -20,6 +24,7 @@ from tests.integration.service import (
     TRUNK_PORT,
     connect,
     history,
+    nothing_left,
 )
 
 pytestmark = pytest.mark.asterisk
@@ -296,3 +301,36 @@ async def test_anonymous_connect_gets_a_token_for_its_call_only(
     assert status == 401
     (item,) = await history(service, c2c["id"])
     assert item["authenticated"] is False
+
+
+async def test_above_the_admission_limit_nothing_is_dialled(
+    aiohttp_client, asterisk: AriInfo, sipp: Callable[..., Sipp], tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    settings = Settings(data_dir=tmp_path, node="test", ari_url=asterisk.url,
+                        ari_user=asterisk.user, ari_password=asterisk.password,
+                        max_calls_in_setup=1)
+    client = await aiohttp_client(create_app(settings))
+    await asyncio.wait_for(client.app[STASIS].events.wait_connected(), 20)
+    service = await sign_in(client, realm="pbx.test")
+    agent = sipp("uas_ring_no_answer.xml", EXTENSION_PORT)
+    trunk = sipp("uas_answer.xml", TRUNK_PORT)
+    c2c = await service.create(extension="1001", timeout=30)
+    status, body, _ = await connect(service, c2c["id"])
+    assert status == 202
+    first = body["data"]["outbound_call_id"]
+    await asyncio.to_thread(agent.wait_for_invite, 10)  # the first call rings the agent
+    # One call in setup is the limit: the next is refused before anything is dialled.
+    status, body, response = await connect(service, c2c["id"])
+    assert status == 503
+    assert response.headers["Retry-After"] == "1"
+    assert body["data"]["retry_after"] == 1
+    status, _, _ = await service.call("DELETE", f"{service.base}/{c2c['id']}/calls/{first}")
+    assert status == 200
+    items = await history(service, c2c["id"])
+    assert [item["call_id"] for item in items] == [first]  # the refused one is no attempt
+    assert len(agent.invites()) == 1 and trunk.invites() == []
+    # Its setup over, the next call is accepted.
+    status, _, _ = await connect(service, c2c["id"])
+    assert status == 202
+    await client.close()
+    assert await nothing_left(asterisk) == ([], [])
