@@ -23,16 +23,9 @@ from c2c_ari.domain.history import HistoryRecorder
 from c2c_ari.domain.retention import Housekeeper, RetentionPolicy
 from c2c_ari.schemas import default_validator, load_schemas
 from c2c_ari.stasis.app import StasisApp
-from c2c_ari.store import (
-    AccountStore,
-    ActiveCallStore,
-    ClickToCallStore,
-    Database,
-    HistoryStore,
-    ServiceKeyStore,
-)
+from c2c_ari.store import Store, open_store
 
-DATABASE: web.AppKey[Database] = web.AppKey("database", Database)
+STORE: web.AppKey[Store] = web.AppKey("store", Store)
 STASIS: web.AppKey[StasisApp] = web.AppKey("stasis", StasisApp)
 
 
@@ -51,19 +44,22 @@ def ari_client(settings: Settings) -> AriClient | None:
 
 
 def build_services(
-    settings: Settings, db: Database, call_tokens: CallTokens,
+    settings: Settings, store: Store, call_tokens: CallTokens,
     placer: CallPlacer | None = None, live: LiveCalls | None = None,
 ) -> ApiContext:
     validator = default_validator()
     clicktocalls = ClickToCallService(
-        ClickToCallStore(db, cache_bytes=settings.document_cache_bytes), HistoryStore(db),
-        validator.validate, max_per_account=settings.max_clicktocalls_per_account)
-    accounts = AccountService(AccountStore(db), settings.token_ttl)
+        store.clicktocalls, store.history, validator.validate,
+        max_per_account=settings.max_clicktocalls_per_account)
+    # A token seen once is remembered only where no other process can revoke it.
+    accounts = AccountService(store.accounts, settings.token_ttl,
+                              cache_tokens=not store.shared)
     return ApiContext(
         settings=settings,
         accounts=accounts,
         clicktocalls=clicktocalls,
         connect=ConnectService(accounts, clicktocalls, placer or NoCallPlacer(),
+                               store.throttle,
                                anonymous_throttle=settings.anonymous_throttle or None),
         calls=CallsService(clicktocalls, live or NoLiveCalls()),
         call_tokens=call_tokens,
@@ -72,10 +68,9 @@ def build_services(
     )
 
 
-def housekeeper(settings: Settings, services: ApiContext) -> Housekeeper:
+def housekeeper(settings: Settings, store: Store) -> Housekeeper:
     return Housekeeper(
-        services.accounts.store, services.clicktocalls.store,
-        services.clicktocalls.history_store,
+        store.accounts, store.clicktocalls, store.history,
         RetentionPolicy(history_days=settings.history_retention_days,
                         deleted_days=settings.deleted_retention_days),
     )
@@ -91,37 +86,37 @@ def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Appl
     )
     app.on_response_prepare.append(cors.add_cors_headers)
     app[NODE_KEY] = node_hash(settings.node)
-    db = Database(settings.database_path)
-    app[DATABASE] = db
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        await db.open()
+        store = await open_store(settings.database_target,
+                                 cache_bytes=settings.document_cache_bytes)
+        app[STORE] = store
         ari = ari_client(settings) if placer is None else None
         stasis = None
         if ari is not None:
             stasis = StasisApp(
-                ari, HistoryRecorder(ActiveCallStore(db)),
+                ari, HistoryRecorder(store.calls),
                 extension_endpoint=settings.extension_endpoint,
                 contact_endpoint=settings.contact_endpoint,
                 contact_uri_endpoint=settings.contact_uri_endpoint,
                 max_calls_in_setup=settings.max_calls_in_setup,
             )
-        call_tokens = CallTokens(await ServiceKeyStore(db).get_or_create("call_tokens"))
-        services = build_services(settings, db, call_tokens, placer or stasis, stasis)
+        call_tokens = CallTokens(await store.keys.get_or_create("call_tokens"))
+        services = build_services(settings, store, call_tokens, placer or stasis, stasis)
         app[CONTEXT] = services
         if stasis is not None:
             stasis.accept_dialplan_calls(services.connect, services.clicktocalls,
                                          services.accounts)
             app[STASIS] = stasis
             await stasis.start()
-        housekeeping = asyncio.create_task(housekeeper(settings, services).run_forever(),
+        housekeeping = asyncio.create_task(housekeeper(settings, store).run_forever(),
                                            name="housekeeping")
         yield
         housekeeping.cancel()
         await asyncio.gather(housekeeping, return_exceptions=True)
         if stasis is not None:
             await stasis.stop()
-        await db.close()
+        await store.close()
 
     app.cleanup_ctx.append(lifecycle)
     auth.add_routes(app)

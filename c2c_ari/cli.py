@@ -29,6 +29,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _serve(args: argparse.Namespace) -> int:
     from c2c_ari import localasterisk
     from c2c_ari.app import create_app
+    from c2c_ari.store.sqlite import FileInUse
 
     settings = _settings(args)
     logging.basicConfig(
@@ -47,12 +48,15 @@ def _serve(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, ari_url="auto")
     url = f"http://{settings.host}:{settings.port}"
     print(
-        f"c2c-ari listening on {url} (database {settings.database_path}); "
+        f"c2c-ari listening on {url} (database {settings.database_label()}); "
         f"console {url}/console/, API docs {url}/v2/docs",
         flush=True,
     )
     try:
         web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    except FileInUse as exc:
+        print(f"c2c-ari: {exc}", file=sys.stderr)
+        return 1
     finally:
         if local is not None and local.started:
             localasterisk.down()
@@ -61,15 +65,19 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _create_account(args: argparse.Namespace) -> int:
     from c2c_ari.domain.accounts import AccountService
-    from c2c_ari.store import AccountStore, Database
+    from c2c_ari.store import open_store
 
     settings = _settings(args)
 
     async def create() -> dict[str, str]:
-        async with Database(settings.database_path) as db:
+        # Beside a running service: the account commands never take the file for themselves.
+        store = await open_store(settings.database_target, serving=False)
+        try:
             account, api_key = await AccountService(
-                AccountStore(db), settings.token_ttl
+                store.accounts, settings.token_ttl
             ).create(args.name, args.realm)
+        finally:
+            await store.close()
         return {"account_id": account.id, "api_key": api_key, "name": account.name,
                 "realm": account.realm}
 
@@ -81,7 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, help="TOML settings file")
     common.add_argument("--data-dir", type=Path, help="directory of the SQLite file")
-    common.add_argument("--database", type=Path, help="SQLite file (overrides --data-dir)")
+    common.add_argument(
+        "--database",
+        help="SQLite file (overrides --data-dir) or PostgreSQL URL postgresql://user@host/db")
 
     parser = argparse.ArgumentParser(prog="c2c-ari", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)

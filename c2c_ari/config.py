@@ -36,8 +36,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = field(default_factory=_default_data_dir)
-    # Empty means `<data_dir>/c2c-ari.sqlite3`.
-    database: Path | None = None
+    # A SQLite file, or a PostgreSQL URL (postgresql://user@host:port/db) for several
+    # instances; empty means `<data_dir>/c2c-ari.sqlite3`.
+    database: str = ""
     token_ttl: int = 3600
     max_body_bytes: int = 64 * 1024
     default_page_size: int = 50
@@ -74,8 +75,23 @@ class Settings:
     document_cache_bytes: int = 32 * 1024 * 1024
 
     @property
-    def database_path(self) -> Path:
-        return self.database or self.data_dir / "c2c-ari.sqlite3"
+    def database_target(self) -> str:
+        """The database to open: a PostgreSQL URL as given, else a SQLite file path."""
+        if not self.database:
+            return str(self.data_dir / "c2c-ari.sqlite3")
+        if self.database.startswith(("postgresql://", "postgres://")):
+            return self.database
+        return str(Path(self.database).expanduser())
+
+    def database_label(self) -> str:
+        """The database for messages: a URL without its password."""
+        target = self.database_target
+        if "://" in target and "@" in target:
+            scheme, rest = target.split("://", 1)
+            credentials, host = rest.rsplit("@", 1)
+            user = credentials.split(":", 1)[0]
+            return f"{scheme}://{user}@{host}"
+        return target
 
     @classmethod
     def load(

@@ -124,3 +124,18 @@ def test_a_client_hanging_up_mid_upload_leaves_no_error(tmp_path: Path) -> None:
         assert _http("PUT", url + "/v2/api_auth", {"api_key": "0" * 64})[0] == 401
     assert "Traceback" not in output[0]
     assert "unhandled error" not in output[0]
+
+
+def test_a_second_service_on_the_same_sqlite_file_is_refused(tmp_path: Path) -> None:
+    with running_service(tmp_path):
+        second = subprocess.run(
+            [*CLI, "serve", "--port", str(_free_port()), "--data-dir", str(tmp_path)],
+            capture_output=True, text=True, timeout=30, env={**os.environ, "C2C_ARI_URL": "off"},
+        )
+        assert second.returncode == 1
+        assert str(tmp_path / "c2c-ari.sqlite3") in second.stderr
+        assert "PostgreSQL" in second.stderr
+        assert "Traceback" not in second.stderr
+        # while the CLI's account commands still work beside it
+        subprocess.run([*CLI, "accounts", "create", "--name", "B", "--realm", "b.example",
+                        "--data-dir", str(tmp_path)], check=True, capture_output=True)

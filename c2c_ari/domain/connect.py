@@ -32,8 +32,14 @@ from c2c_ari.domain.errors import (
     ValidationFailed,
 )
 from c2c_ari.domain.origins import origin_allowed
-from c2c_ari.domain.throttle import Throttle
 from c2c_ari.domain.whitelist import check as check_whitelist
+from c2c_ari.store import ThrottleStore
+
+# Throttle limits are connects per minute, in a sliding window. Buckets per click-to-call
+# (few keys) and per client address (many, churned by whoever controls many addresses) are
+# kept apart, so that the second can never crowd out the first.
+WINDOW = 60.0
+CLICKTOCALL, CLIENT = "clicktocall", "client"
 
 
 @dataclass(frozen=True)
@@ -141,18 +147,14 @@ class ConnectService:
         accounts: AccountService,
         clicktocalls: ClickToCallService,
         placer: CallPlacer,
+        throttle: ThrottleStore,
         *,
-        throttle: Throttle | None = None,
-        client_throttle: Throttle | None = None,
         anonymous_throttle: int | None = 5,
     ) -> None:
         self.accounts = accounts
         self.clicktocalls = clicktocalls
         self.placer = placer
-        # Buckets per click-to-call (few keys) and per client address (many, and churned by
-        # whoever controls many addresses): apart, so the second can never evict the first.
-        self.throttle = throttle or Throttle()
-        self.client_throttle = client_throttle or Throttle()
+        self.throttle = throttle
         self.anonymous_throttle = anonymous_throttle
 
     async def connect(
@@ -169,7 +171,8 @@ class ConnectService:
             account, doc = await self._public(account_id, c2c_id, request)
         else:
             account, doc = authenticated, (await self.clicktocalls.get(account_id, c2c_id)).doc
-            self._throttle(f"{account.id}/{c2c_id}/owner", doc.get("throttle"))
+            await self._throttle(CLICKTOCALL, f"{account.id}/{c2c_id}/owner",
+                                 doc.get("throttle"))
         whitelist = doc.get("whitelist") or []
         contact = normalize_contact(request.contact, whitelist=whitelist)
         check_whitelist(whitelist, contact)
@@ -215,13 +218,15 @@ class ConnectService:
             raise Forbidden("this web page's origin may not use this click-to-call",
                             cause=request.origin)
         key = f"{account.id}/{c2c_id}"
-        self._throttle(f"{key}/client/{client_bucket(request.client_ip)}",
-                       self.anonymous_throttle, self.client_throttle)
-        self._throttle(f"{key}/public", doc.get("throttle"))
+        await self._throttle(CLIENT, f"{key}/{client_bucket(request.client_ip)}",
+                             self.anonymous_throttle)
+        await self._throttle(CLICKTOCALL, f"{key}/public", doc.get("throttle"))
         return account, doc
 
-    def _throttle(self, key: str, limit: int | None, throttle: Throttle | None = None) -> None:
-        retry_after = (throttle or self.throttle).hit(key, limit)
+    async def _throttle(self, bucket: str, key: str, limit: int | None) -> None:
+        if limit is None:
+            return
+        retry_after = await self.throttle.hit(bucket, key, limit, WINDOW)
         if retry_after is not None:
             raise Throttled(max(1.0, math.ceil(retry_after)))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from c2c_ari.domain.ids import GREGORIAN_OFFSET
-from c2c_ari.store import ActiveCall, ActiveCallStore
+from c2c_ari.store import ActiveCall, CallStore
 
 # Q.850 causes by number, named as Kazoo (FreeSWITCH) names them.
 CAUSES: dict[int, str] = {
@@ -36,7 +36,7 @@ def gregorian(unix_seconds: float) -> int:
 
 
 class HistoryRecorder:
-    def __init__(self, active: ActiveCallStore) -> None:
+    def __init__(self, active: CallStore) -> None:
         self.active = active
 
     async def started(self, call: ActiveCall) -> None:

@@ -78,20 +78,16 @@ class Housekeeper:
             await self._pause()
 
     async def prune_history(self) -> int:
-        """Items whose call started more than `history_days` ago. History is walked in the
-        order it was recorded, which is the order calls started give or take a call's length,
-        so the walk stops at the first batch with nothing old enough."""
+        """Items whose call started more than `history_days` ago."""
         if self.policy.history_days <= 0:
             return 0
         cutoff = int(self.clock() - self.policy.history_days * DAY) + GREGORIAN_OFFSET
-        removed, after = 0, 0
+        removed = 0
         while True:
-            rows = await self.history.oldest(after, self.policy.batch)
-            old = [seq for seq, timestamp in rows if timestamp < cutoff]
-            if not old:
+            count = await self.history.prune(cutoff, self.policy.batch)
+            removed += count
+            if count < self.policy.batch:
                 return removed
-            removed += await self.history.delete(old)
-            after = rows[-1][0]
             await self._pause()
 
     async def purge_deleted(self) -> int:

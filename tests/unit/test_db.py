@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from c2c_ari.store.db import Database
+from c2c_ari.store.sqlite.db import Database
 
 ACCOUNT = "INSERT INTO accounts (id, name, realm, api_key_hash, created) VALUES (?, ?, ?, ?, 0)"
 DOC = ("INSERT INTO clicktocalls (account_id, id, doc, rev, revision, created, modified)"
@@ -75,7 +75,7 @@ async def test_a_failed_commit_reaches_every_caller(
         raise sqlite3.OperationalError("disk I/O error")
 
     async with Database(tmp_path / "c2c.sqlite") as db:
-        monkeypatch.setattr("c2c_ari.store.db._commit", failing_commit)
+        monkeypatch.setattr("c2c_ari.store.sqlite.db._commit", failing_commit)
         results = await asyncio.gather(account(db, "a"), account(db, "b"),
                                        return_exceptions=True)
         assert [str(result) for result in results] == ["disk I/O error"] * 2

@@ -21,7 +21,10 @@ from c2c_ari.ari import AriClient
 from c2c_ari.domain.history import HistoryRecorder, gregorian
 from c2c_ari.domain.plan import build_plan
 from c2c_ari.stasis.app import StasisApp
-from c2c_ari.store import ActiveCall, ActiveCallStore, Database, HistoryStore
+from c2c_ari.store import ActiveCall
+from c2c_ari.store.sqlite.calls import ActiveCallStore
+from c2c_ari.store.sqlite.db import Database
+from c2c_ari.store.sqlite.history import HistoryStore
 
 ACCOUNT_ID, C2C_ID = "a" * 32, "b" * 32
 USER, PASSWORD, APP = "c2c", "secret", "c2c-ari"

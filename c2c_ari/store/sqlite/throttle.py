@@ -72,3 +72,19 @@ class Throttle:
         stale = [key for key, stamps in self._hits.items() if not stamps or stamps[-1] <= cutoff]
         for key in stale:
             del self._hits[key]
+
+
+class MemoryThrottle:
+    """The store's throttle for one process: a Throttle per bucket, in memory. Exact, since
+    one process owns the store. Buckets apart, so that one with many keys (client addresses)
+    can never evict another's (click-to-calls)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._buckets: dict[tuple[str, float], Throttle] = {}
+
+    async def hit(self, bucket: str, key: str, limit: int, window: float) -> float | None:
+        throttle = self._buckets.get((bucket, window))
+        if throttle is None:
+            throttle = self._buckets[(bucket, window)] = Throttle(window, self._clock)
+        return throttle.hit(key, limit)

@@ -88,6 +88,24 @@ MIGRATIONS: list[str] = [
     ALTER TABLE history ADD COLUMN final INTEGER NOT NULL DEFAULT 1;
     ALTER TABLE active_calls ADD COLUMN bridged INTEGER NOT NULL DEFAULT 0;
     """,
+    # Calls belong to the process that runs them (its boot id) and name their Asterisk node;
+    # processes say they are alive in `instances`.
+    """
+    ALTER TABLE active_calls ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+    ALTER TABLE active_calls ADD COLUMN node TEXT NOT NULL DEFAULT '';
+    CREATE TABLE instances (
+        instance_id TEXT PRIMARY KEY,
+        boot_id TEXT NOT NULL,
+        app TEXT NOT NULL,
+        seen_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX active_calls_by_c2c ON active_calls(account_id, clicktocall_id);
+    """,
 ]
 
 
@@ -100,6 +118,8 @@ class _Write:
     # Statements that stand or fall together (`execute_together`); then sql and params are
     # unused and the outcome is the list of their row counts.
     together: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    # The outcome is the rows the statement returns (RETURNING), not its row count.
+    returning: bool = False
 
 
 _PRAGMAS = (
@@ -218,6 +238,16 @@ class Database:
         self._enqueue(_Write(sql, params, batchable, done))
         return await done
 
+    async def execute_returning(
+        self, sql: str, params: tuple[Any, ...] = ()
+    ) -> list[tuple[Any, ...]]:
+        """Run one write statement with a RETURNING clause in the next group commit; the
+        rows it returns."""
+        done: asyncio.Future[list[tuple[Any, ...]]] = (
+            asyncio.get_running_loop().create_future())
+        self._enqueue(_Write(sql, params, False, done, returning=True))
+        return await done
+
     async def execute_together(
         self, statements: list[tuple[str, tuple[Any, ...]]]
     ) -> list[int]:
@@ -304,10 +334,11 @@ def _write_run(conn: sqlite3.Connection, run: list[_Write]) -> list[Any]:
             pass
         conn.execute("ROLLBACK TO many")
         conn.execute("RELEASE many")
-    out: list[int | Exception] = []
+    out: list[Any] = []
     for write in run:
         try:
-            out.append(conn.execute(write.sql, write.params).rowcount)
+            cursor = conn.execute(write.sql, write.params)
+            out.append(cursor.fetchall() if write.returning else cursor.rowcount)
         except sqlite3.Error as exc:
             if not conn.in_transaction:  # SQLite gave up the whole transaction (disk full...)
                 raise

@@ -7,30 +7,11 @@ other writer changes click-to-calls behind its back (the CLI only creates accoun
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any
 
-from c2c_ari.store.db import Database
-
-
-@dataclass(frozen=True)
-class StoredDocument:
-    id: str
-    rev: int
-    revision: str
-    # The document as stored: canonical JSON, ready to send without encoding it again.
-    body: str
-
-    @property
-    def doc(self) -> dict[str, Any]:
-        """The document, parsed anew on each use: only its text is kept in memory, so what
-        the cache holds is what it counts (a parsed document takes several times more)."""
-        parsed: dict[str, Any] = json.loads(self.body)
-        return parsed
-
+from c2c_ari.store.records import StoredDocument
+from c2c_ari.store.sqlite.db import Database
 
 # What a cached entry costs besides its text: the entry, its key and the bookkeeping.
 _ENTRY_OVERHEAD = 400

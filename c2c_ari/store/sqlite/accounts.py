@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from c2c_ari.store.db import Database
-
-
-@dataclass(frozen=True)
-class AccountRecord:
-    id: str
-    name: str
-    realm: str
-    created: float
+from c2c_ari.store.records import AccountRecord
+from c2c_ari.store.sqlite.db import Database
 
 
 class AccountStore:

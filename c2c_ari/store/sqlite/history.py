@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from c2c_ari.store.db import Database
+from c2c_ari.store.sqlite.db import Database
 
 
 def insert_statement(
@@ -48,16 +48,15 @@ class HistoryStore:
             *insert_statement(account_id, clicktocall_id, call_id, timestamp, item))
         return changed == 1
 
-    async def oldest(self, after_seq: int, limit: int) -> list[tuple[int, int]]:
-        """(seq, timestamp) of the first `limit` items recorded after `after_seq`."""
-        return [(row[0], row[1]) for row in await self.db.fetchall(
-            "SELECT seq, timestamp FROM history WHERE seq > ? ORDER BY seq LIMIT ?",
-            (after_seq, limit), bulk=True)]
-
-    async def delete(self, seqs: list[int]) -> int:
-        marks = ",".join("?" * len(seqs))
-        return await self.db.execute(f"DELETE FROM history WHERE seq IN ({marks})",
-                                     tuple(seqs))
+    async def prune(self, before_timestamp: int, batch: int) -> int:
+        """Among the `batch` items recorded first, those whose call started before
+        `before_timestamp`. History is recorded in the order calls start, give or take a
+        call's length, so the oldest items are at its head: no index on time is needed,
+        and a young item at the head only holds the old ones behind it for as long."""
+        return await self.db.execute(
+            "DELETE FROM history WHERE seq IN (SELECT seq FROM"
+            " (SELECT seq, timestamp FROM history ORDER BY seq LIMIT ?) WHERE timestamp < ?)",
+            (batch, before_timestamp))
 
     async def delete_of(self, account_id: str, clicktocall_id: str, batch: int) -> int:
         """Delete up to `batch` items of one click-to-call; how many went."""

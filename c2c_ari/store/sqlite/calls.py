@@ -10,22 +10,12 @@ start-up is a call whose item is not final yet.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Collection
 from typing import Any
 
-from c2c_ari.store.db import Database
-from c2c_ari.store.history import complete_statement, insert_statement
-
-
-@dataclass(frozen=True)
-class ActiveCall:
-    call_id: str
-    account_id: str
-    clicktocall_id: str
-    item: dict[str, Any]
-    # ARI ids (channels, bridge) that may still exist in Asterisk for this call
-    resources: list[str]
-    bridged: bool = False
+from c2c_ari.store.records import ActiveCall
+from c2c_ari.store.sqlite.db import Database
+from c2c_ari.store.sqlite.history import complete_statement, insert_statement
 
 
 class ActiveCallStore:
@@ -35,11 +25,10 @@ class ActiveCallStore:
     async def put(self, call: ActiveCall) -> None:
         """The call is about to be dialled: durable before anything reaches Asterisk."""
         await self.db.execute(
-            "INSERT OR REPLACE INTO active_calls"
-            " (call_id, account_id, clicktocall_id, item, resources, bridged)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO active_calls (call_id, account_id, clicktocall_id, item,"
+            " resources, bridged, owner, node) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (call.call_id, call.account_id, call.clicktocall_id, json.dumps(call.item),
-             json.dumps(call.resources), int(call.bridged)),
+             json.dumps(call.resources), int(call.bridged), call.owner, call.node),
         )
 
     async def record_bridged(self, call: ActiveCall) -> None:
@@ -63,12 +52,38 @@ class ActiveCallStore:
         ])
         return recorded == 1
 
+    async def get(self, call_id: str) -> ActiveCall | None:
+        row = await self.db.fetchone(f"SELECT {_COLUMNS} FROM active_calls WHERE call_id = ?",
+                                     (call_id,))
+        return None if row is None else _call(row)
+
+    async def of_clicktocall(self, account_id: str, clicktocall_id: str) -> list[ActiveCall]:
+        return [_call(row) for row in await self.db.fetchall(
+            f"SELECT {_COLUMNS} FROM active_calls WHERE account_id = ? AND clicktocall_id = ?",
+            (account_id, clicktocall_id))]
+
     async def all(self) -> list[ActiveCall]:
-        return [
-            ActiveCall(row[0], row[1], row[2], json.loads(row[3]), json.loads(row[4]),
-                       bool(row[5]))
-            for row in await self.db.fetchall(
-                "SELECT call_id, account_id, clicktocall_id, item, resources, bridged"
-                " FROM active_calls"
-            )
-        ]
+        return [_call(row) for row in await self.db.fetchall(
+            f"SELECT {_COLUMNS} FROM active_calls")]
+
+    async def claim_orphans(
+        self, live_owners: Collection[str], new_owner: str, limit: int
+    ) -> list[ActiveCall]:
+        owners = sorted(set(live_owners))
+        marks = ",".join("?" * len(owners)) or "NULL"
+        # One statement: the writer runs one transaction at a time, so no other claimer can
+        # take the same rows.
+        rows = await self.db.execute_returning(
+            f"UPDATE active_calls SET owner = ? WHERE call_id IN (SELECT call_id FROM"
+            f" active_calls WHERE owner NOT IN ({marks}) LIMIT ?) RETURNING {_COLUMNS}",
+            (new_owner, *owners, limit),
+        )
+        return [_call(row) for row in rows]
+
+
+_COLUMNS = "call_id, account_id, clicktocall_id, item, resources, bridged, owner, node"
+
+
+def _call(row: tuple[Any, ...]) -> ActiveCall:
+    return ActiveCall(row[0], row[1], row[2], json.loads(row[3]), json.loads(row[4]),
+                      bool(row[5]), row[6], row[7])

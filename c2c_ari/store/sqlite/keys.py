@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from c2c_ari.store.db import Database
+from c2c_ari.store.sqlite.db import Database
 
 
 class ServiceKeyStore:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from c2c_ari.domain.throttle import Throttle
+from c2c_ari.store.sqlite.throttle import Throttle
 
 
 class FakeClock:

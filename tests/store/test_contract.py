@@ -1,0 +1,128 @@
+"""What every storage backend promises (c2c_ari/store/base.py), checked the same way on each:
+exactly-once history items, claims that no two claimers share, leases with one holder, an
+exact sliding-window throttle, and the bus."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from c2c_ari.domain.ids import GREGORIAN_OFFSET
+from c2c_ari.store import AccountRecord, ActiveCall, InstanceRecord, Store
+
+ACCOUNT = "a" * 32
+C2C = "c" * 32
+NOW = int(time.time()) + GREGORIAN_OFFSET
+
+
+def _call(n: int, owner: str = "boot-1", *, c2c: str = C2C) -> ActiveCall:
+    call_id = f"c2c-{c2c}-{n:016x}"
+    return ActiveCall(call_id, ACCOUNT, c2c,
+                      {"timestamp": NOW, "call_id": call_id, "result": "error"},
+                      [f"{call_id}-ext", f"{call_id}-contact", f"{call_id}-bridge"],
+                      owner=owner, node="node1")
+
+
+async def _account(store: Store) -> None:
+    await store.accounts.insert(AccountRecord(ACCOUNT, "A", "a.example", 0.0), "hash")
+
+
+async def test_a_call_has_exactly_one_history_item_through_its_life(store: Store) -> None:
+    await _account(store)
+    call = _call(1)
+    await store.calls.put(call)
+    assert await store.calls.get(call.call_id) == call
+    assert await store.history.get(ACCOUNT, call.call_id) is None
+    bridged = {**call.item, "result": "success", "answered_at": NOW + 1}
+    await store.calls.record_bridged(ActiveCall(**{**call.__dict__, "item": bridged,
+                                                   "bridged": True}))
+    assert (await store.history.get(ACCOUNT, call.call_id)) == bridged  # listed while up
+    assert (await store.calls.get(call.call_id)).bridged  # type: ignore[union-attr]
+    final = {**bridged, "ended_at": NOW + 9, "talk_duration": 8}
+    assert await store.calls.record_outcome(ActiveCall(**{**call.__dict__, "item": final}))
+    assert await store.history.get(ACCOUNT, call.call_id) == final
+    assert await store.calls.get(call.call_id) is None
+    # a second final item for the same call changes nothing
+    late = {**final, "cause": "SERVICE_RESTART"}
+    assert not await store.calls.record_outcome(ActiveCall(**{**call.__dict__, "item": late}))
+    assert await store.history.get(ACCOUNT, call.call_id) == final
+    rows = await store.history.page(ACCOUNT, C2C, before=None, created_from=None,
+                                    created_to=None, limit=10)
+    assert len(rows) == 1
+
+
+async def test_a_call_that_fails_in_setup_goes_to_history_at_once(store: Store) -> None:
+    await _account(store)
+    call = _call(2)
+    await store.calls.put(call)
+    failed = {**call.item, "cause": "USER_BUSY", "failed_leg": "contact"}
+    assert await store.calls.record_outcome(ActiveCall(**{**call.__dict__, "item": failed}))
+    assert await store.history.get(ACCOUNT, call.call_id) == failed
+    assert await store.calls.all() == []
+
+
+async def test_orphans_are_claimed_once(store: Store) -> None:
+    await _account(store)
+    for n in range(6):
+        await store.calls.put(_call(n, owner="dead" if n % 2 else "alive"))
+    # Four live instances reap at once; the calls of the dead one go to one of them each.
+    live = {"alive", *(f"claimer-{n}" for n in range(4))}
+    claims = await asyncio.gather(*(store.calls.claim_orphans(live, f"claimer-{n}", 2)
+                                    for n in range(4)))
+    claimed = [call.call_id for batch in claims for call in batch]
+    assert len(claimed) == len(set(claimed)) == 3
+    owners = {call.call_id: call.owner for call in await store.calls.all()}
+    assert sorted(set(owners.values())) == ["alive", *sorted(
+        {f"claimer-{n}" for n, batch in enumerate(claims) if batch})]
+    assert await store.calls.claim_orphans(live, "claimer-0", 10) == []
+    assert len(await store.calls.of_clicktocall(ACCOUNT, C2C)) == 6
+    assert await store.calls.of_clicktocall(ACCOUNT, "d" * 32) == []
+
+
+async def test_a_lease_has_one_holder_until_it_lapses(store: Store) -> None:
+    assert await store.leases.acquire("dialplan", "x", ttl=60)
+    assert not await store.leases.acquire("dialplan", "y", ttl=60)
+    assert await store.leases.acquire("dialplan", "x", ttl=60)  # renewed
+    await store.leases.release("dialplan", "y")  # not the holder: nothing happens
+    assert not await store.leases.acquire("dialplan", "y", ttl=60)
+    await store.leases.release("dialplan", "x")
+    assert await store.leases.acquire("dialplan", "y", ttl=0.01)
+    await asyncio.sleep(0.05)
+    assert await store.leases.acquire("dialplan", "x", ttl=60)  # y's lapsed
+
+
+async def test_instances_are_live_while_they_beat(store: Store) -> None:
+    await store.instances.heartbeat(InstanceRecord("a", "boot-a", "c2c-ari-a"))
+    await store.instances.heartbeat(InstanceRecord("b", "boot-b", "c2c-ari-b"))
+    assert {i.boot_id for i in await store.instances.live(5)} == {"boot-a", "boot-b"}
+    await store.instances.leave("boot-a")
+    assert {i.boot_id for i in await store.instances.live(5)} == {"boot-b"}
+    await store.instances.heartbeat(InstanceRecord("b", "boot-b2", "c2c-ari-b"))  # restarted
+    assert {i.boot_id for i in await store.instances.live(5)} == {"boot-b2"}
+
+
+async def test_the_throttle_is_exact_under_concurrency(store: Store) -> None:
+    answers = await asyncio.gather(*(store.throttle.hit("clicktocall", "k", 5, 60.0)
+                                     for _ in range(40)))
+    assert sum(answer is None for answer in answers) == 5
+    assert all(0 < answer <= 60 for answer in answers if answer is not None)
+    # buckets and keys are independent
+    assert await store.throttle.hit("client", "k", 1, 60.0) is None
+    assert await store.throttle.hit("clicktocall", "other", 1, 60.0) is None
+
+
+async def test_history_prune_takes_the_oldest(store: Store) -> None:
+    await _account(store)
+    for n, age_days in enumerate((400, 380, 10, 1)):
+        timestamp = NOW - age_days * 86_400
+        await store.history.insert(ACCOUNT, C2C, f"call-{n}", timestamp, {"n": n})
+    assert await store.history.prune(NOW - 365 * 86_400, 10) == 2
+    assert await store.history.get(ACCOUNT, "call-0") is None
+    assert await store.history.get(ACCOUNT, "call-2") == {"n": 2}
+
+
+async def test_the_bus_delivers_to_subscribers(store: Store) -> None:
+    async with store.bus.subscribe("calls") as messages:
+        await store.bus.publish("calls", {"call_id": "x", "state": "bridged"})
+        async with asyncio.timeout(5):
+            assert await anext(messages) == {"call_id": "x", "state": "bridged"}
