@@ -14,7 +14,7 @@ import base64
 import copy
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -22,6 +22,7 @@ from aiohttp import web
 
 from c2c_ari import __version__
 from c2c_ari.api.context import context
+from c2c_ari.api.errors import KazooError
 
 OPENAPI_PATH = "/v2/openapi.json"
 DOCS_PATH = "/v2/docs"
@@ -258,50 +259,26 @@ def _envelope_schemas() -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class _Error:
-    description: str
-    messages: tuple[str, ...] = ()
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-_ERRORS: dict[str, _Error] = {
-    "400": _Error("A schema or parameter failure (`validation error`), a body that is not "
-                  "JSON or not an envelope (`invalid request body`), or a contact that the "
-                  "whitelist refuses."),
-    "401": _Error("No token, or a bad or expired one.", ("invalid_credentials",)),
-    "404": _Error("An unknown or malformed id, another account's id (`bad_identifier`), or "
-                  "an unknown path (`not_found`).", ("bad_identifier", "not_found")),
-    "405": _Error("The path does not take this method.", ("invalid_method",),
-                  {"Allow": "The methods the path takes."}),
-    "412": _Error("`If-Match` names another revision; nothing was changed.",
-                  ("precondition_failed",)),
-    "413": _Error("The body is over the size limit.", ("request_entity_too_large",)),
-    "415": _Error("A content type other than JSON (or a form, for connect).",
-                  ("unsupported_media_type",)),
-    "429": _Error("More connects than the click-to-call's `throttle` per minute.",
-                  ("too many requests",),
-                  {"Retry-After": "Seconds until a connect may be tried again."}),
-    "503": _Error("No Asterisk is connected, so no call can be placed.",
-                  ("service unavailable",)),
-}
-
-
 def _error_responses() -> dict[str, Any]:
+    """One response per status, from the list of Kazoo errors (api/errors.py)."""
+    by_status: dict[int, list[KazooError]] = {}
+    for kind in KazooError:
+        if kind.sent:
+            by_status.setdefault(kind.status, []).append(kind)
     out: dict[str, Any] = {}
-    for code, err in _ERRORS.items():
-        schema: dict[str, Any] = {"allOf": [_ref("ErrorEnvelope")],
-                                  "properties": {"error": {"const": code}}}
-        if err.messages:
-            schema["properties"]["message"] = {"enum": list(err.messages)}
+    for status, kinds in sorted(by_status.items()):
+        schema: dict[str, Any] = {"allOf": [_ref("ErrorEnvelope")], "properties": {
+            "error": {"const": str(status)},
+            "message": {"enum": [kind.message for kind in kinds]}}}
         response: dict[str, Any] = {
-            "description": err.description,
+            "description": " ".join(f"`{kind.message}`: {kind.description}" for kind in kinds),
             "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}},
             "content": {"application/json": {"schema": schema}},
         }
-        for name, text in err.headers.items():
-            response["headers"][name] = {"description": text, "schema": _STRING}
-        out[f"Error{code}"] = response
+        for kind in kinds:
+            for name, text in kind.headers.items():
+                response["headers"][name] = {"description": text, "schema": _STRING}
+        out[f"Error{status}"] = response
     return out
 
 
