@@ -212,7 +212,8 @@ def _error_responses() -> dict[str, Any]:
 
 # --- operations, from the route table ----------------------------------------------------------
 
-_SECURITY = {"required": [{"authToken": []}], "none": [], "optional": [{"authToken": []}, {}]}
+_SECURITY: dict[str, list[dict[str, list[str]]]] = {
+    "required": [{"authToken": []}], "none": [], "optional": [{"authToken": []}, {}]}
 
 
 def _parameter(param: Param, settings: Settings) -> dict[str, Any]:
@@ -303,7 +304,7 @@ def build_document(table: RouteTable, schemas: dict[str, dict[str, Any]],
         "paths": paths,
         "components": {
             "schemas": {**component_schemas(schemas), **_ENVELOPES,
-                        **copy.deepcopy(dict(table.shapes))},
+                        **table.shapes},
             "parameters": parameters,
             "headers": {
                 "ETag": {"description": "The revision, quoted.", "schema": _STRING},
