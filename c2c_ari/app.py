@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from c2c_ari import localasterisk
-from c2c_ari.api import auth, clicktocall, cors, openapi, pages, schemas
+from c2c_ari.api import cors, pages, routes, routing
 from c2c_ari.api.context import CONTEXT, ApiContext
 from c2c_ari.api.envelope import NODE_KEY, node_hash
 from c2c_ari.api.errors import kazoo_errors
@@ -119,10 +119,6 @@ def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Appl
         await store.close()
 
     app.cleanup_ctx.append(lifecycle)
-    auth.add_routes(app)
-    schemas.add_routes(app)
-    clicktocall.add_routes(app)
-    cors.add_routes(app, clicktocall.BASE + "/{c2c_id}")
-    openapi.add_routes(app)
-    pages.add_routes(app)
+    routing.add_routes(app, routes.API)
+    pages.add_routes(app)  # not API: no envelope, no OpenAPI
     return app

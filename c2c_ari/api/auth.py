@@ -25,6 +25,3 @@ async def put_api_auth(request: web.Request) -> web.Response:
         revision=issued.account.id,
     )
 
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_put("/v2/api_auth", put_api_auth)

@@ -27,7 +27,6 @@ from c2c_ari.domain.errors import ValidationFailed
 from c2c_ari.domain.origins import request_origin
 from c2c_ari.store import StoredDocument
 
-BASE = "/v2/accounts/{account_id}/clicktocall"
 SSE_HEARTBEAT_SECONDS = 15.0
 SSE_RETRY_MS = 2000
 
@@ -227,19 +226,3 @@ async def hang_up_call(request: web.Request) -> web.Response:
     )
     return success(request, status)
 
-
-def add_routes(app: web.Application) -> None:
-    item = BASE + "/{c2c_id}"
-    app.router.add_get(BASE, list_clicktocalls)
-    app.router.add_put(BASE, create_clicktocall)
-    app.router.add_get(item, get_clicktocall)
-    app.router.add_post(item, replace_clicktocall)
-    app.router.add_patch(item, patch_clicktocall)
-    app.router.add_delete(item, delete_clicktocall)
-    app.router.add_get(item + "/history", history)
-    app.router.add_get(item + "/connect", connect)
-    app.router.add_post(item + "/connect", connect)
-    app.router.add_get(item + "/calls", calls_in_flight)
-    app.router.add_get(item + "/calls/{call_id}", get_call)
-    app.router.add_delete(item + "/calls/{call_id}", hang_up_call)
-    app.router.add_get(item + "/calls/{call_id}/events", call_events)

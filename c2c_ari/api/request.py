@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from c2c_ari.api.context import context
-from c2c_ari.api.errors import BadRequest
+from c2c_ari.api.errors import BadRequest, KazooError
 from c2c_ari.domain.errors import ValidationFailed
 
 JSON_TYPES = ("application/json",)
@@ -41,13 +41,13 @@ def _is_json_type(content_type: str) -> bool:
 
 def _invalid_json(message: str) -> BadRequest:
     return BadRequest(
-        400, "invalid request body",
+        KazooError.INVALID_BODY,
         {"json": {"invalid": {"message": message, "target": "body"}}},
     )
 
 
 def _too_large() -> BadRequest:
-    return BadRequest(413, "request_entity_too_large",
+    return BadRequest(KazooError.TOO_LARGE,
                       {"message": "the request body is too large"})
 
 
@@ -57,7 +57,7 @@ def _inflate(raw: bytes, encoding: str, limit: int) -> bytes:
     wbits = _ENCODINGS.get(encoding)
     if wbits is None:
         raise BadRequest(
-            415, "unsupported_media_type",
+            KazooError.UNSUPPORTED_MEDIA_TYPE,
             {"message": "Content-Encoding must be identity, gzip or deflate",
              "content_encoding": encoding[:64]},
         )
@@ -146,7 +146,7 @@ async def read_envelope(request: web.Request, *, allow_form: bool = False) -> di
     content_type = request.content_type
     if not (_is_json_type(content_type) or content_type in (FORM_TYPE, "application/octet-stream")):
         raise BadRequest(
-            415, "unsupported_media_type",
+            KazooError.UNSUPPORTED_MEDIA_TYPE,
             {"message": "send application/json"
                         + (" or application/x-www-form-urlencoded" if allow_form else ""),
              "content_type": content_type[:128]},

@@ -20,7 +20,3 @@ async def get_schema(request: web.Request) -> web.Response:
         raise NotFound(name[:128])
     return success(request, schema)
 
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/v2/schemas", list_schemas)
-    app.router.add_get("/v2/schemas/{name}", get_schema)

@@ -63,3 +63,26 @@ async def test_origins_must_be_plain_web_origins(api: Api) -> None:
             "name": "A", "extension": "1", "allowed_origins": [origin]})
         assert status == 400, origin
         assert "allowed_origins.0" in body["data"]
+
+
+async def test_only_the_browser_routes_methods_are_open(api: Api) -> None:
+    """The route table marks routes, not paths: hanging a call up shares its path with
+    reading it, but is the operator's (a token), so no page of another site may do it."""
+    c2c = await api.create(auth_required=False, allowed_origins=[SHOP])
+    call = f"{api.base}/{c2c['id']}/calls/c2c-{c2c['id']}-0123456789abcdef"
+    response = await api.client.options(call, headers={
+        "Origin": SHOP, "Access-Control-Request-Method": "GET"})
+    assert response.status == 204
+    assert response.headers["Access-Control-Allow-Methods"] == "GET"
+    response = await api.client.delete(call, headers={"Origin": SHOP,
+                                                      "X-Auth-Token": api.token})
+    assert response.status == 404
+    assert "Access-Control-Allow-Origin" not in response.headers
+    response = await api.client.options(f"{api.base}/{c2c['id']}/connect", headers={
+        "Origin": SHOP, "Access-Control-Request-Method": "POST"})
+    assert response.headers["Access-Control-Allow-Methods"] == "GET, POST"
+    # Not a browser route at all: no preflight there, and no CORS headers.
+    response = await api.client.options(f"{api.base}/{c2c['id']}", headers={
+        "Origin": SHOP, "Access-Control-Request-Method": "GET"})
+    assert response.status == 405
+    assert "Access-Control-Allow-Origin" not in response.headers
