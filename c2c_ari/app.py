@@ -13,6 +13,10 @@ from c2c_ari.api.context import CONTEXT, ApiContext
 from c2c_ari.api.envelope import NODE_KEY, node_hash
 from c2c_ari.api.errors import kazoo_errors
 from c2c_ari.ari import AriClient
+from c2c_ari.cluster.calls import ClusterCalls
+from c2c_ari.cluster.leases import LeaseKeeper
+from c2c_ari.cluster.membership import Membership, new_instance
+from c2c_ari.cluster.reaper import Reaper
 from c2c_ari.config import Settings
 from c2c_ari.domain.accounts import AccountService
 from c2c_ari.domain.call_tokens import CallTokens
@@ -27,11 +31,14 @@ from c2c_ari.store import Store, open_store
 
 STORE: web.AppKey[Store] = web.AppKey("store", Store)
 STASIS: web.AppKey[StasisApp] = web.AppKey("stasis", StasisApp)
+# Seconds the dialplan application's holder has to renew its lease; when it dies, another
+# instance takes the name over within this (the dialplan retries meanwhile).
+DIALPLAN_LEASE_TTL = 3.0
 
 
-def ari_client(settings: Settings) -> AriClient | None:
-    """The ARI client the settings ask for, or None when calls are off or no Asterisk is
-    known."""
+def ari_client(settings: Settings, app: str) -> AriClient | None:
+    """The ARI client the settings ask for, its calls in application `app`; None when calls
+    are off or no Asterisk is known."""
     url, user, password = settings.ari_url, settings.ari_user, settings.ari_password
     if url == "off":
         return None
@@ -40,7 +47,7 @@ def ari_client(settings: Settings) -> AriClient | None:
         if local is None:
             return None
         url, user, password = local.url, local.user, local.password
-    return AriClient(url, user, password, settings.ari_app)
+    return AriClient(url, user, password, app)
 
 
 def build_services(
@@ -91,7 +98,11 @@ def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Appl
         store = await open_store(settings.database_target,
                                  cache_bytes=settings.document_cache_bytes)
         app[STORE] = store
-        ari = ari_client(settings) if placer is None else None
+        instance = new_instance(settings.instance_id or f"{settings.node}-{settings.port}",
+                                settings.ari_app)
+        membership = Membership(store.instances, instance)
+        await membership.beat()  # alive before any call is placed: nobody reaps them
+        ari = ari_client(settings, instance.app) if placer is None else None
         stasis = None
         if ari is not None:
             stasis = StasisApp(
@@ -100,22 +111,32 @@ def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Appl
                 contact_endpoint=settings.contact_endpoint,
                 contact_uri_endpoint=settings.contact_uri_endpoint,
                 max_calls_in_setup=settings.max_calls_in_setup,
+                owner=instance.boot_id, dialplan_app=instance.dialplan_app,
             )
+        live = ClusterCalls(store, instance.boot_id, stasis)
         call_tokens = CallTokens(await store.keys.get_or_create("call_tokens"))
-        services = build_services(settings, store, call_tokens, placer or stasis, stasis)
+        services = build_services(settings, store, call_tokens, placer or stasis, live)
         app[CONTEXT] = services
+        background = [membership.run(), housekeeper(settings, store).run_forever(), live.run()]
         if stasis is not None:
             stasis.accept_dialplan_calls(services.connect, services.clicktocalls,
                                          services.accounts)
             app[STASIS] = stasis
             await stasis.start()
-        housekeeping = asyncio.create_task(housekeeper(settings, store).run_forever(),
-                                           name="housekeeping")
+            background.append(Reaper(store.calls, membership, stasis.take_over,
+                                     ready=lambda: stasis.events.connected).run())
+            background.append(LeaseKeeper(
+                store.leases, f"dialplan-app:{instance.dialplan_app}", instance.boot_id,
+                ttl=DIALPLAN_LEASE_TTL, on_acquired=stasis.attach_dialplan_app,
+                on_lost=stasis.detach_dialplan_app).run())
+        tasks = [asyncio.create_task(job) for job in background]
         yield
-        housekeeping.cancel()
-        await asyncio.gather(housekeeping, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if stasis is not None:
             await stasis.stop()
+        await membership.leave()
         await store.close()
 
     app.cleanup_ctx.append(lifecycle)

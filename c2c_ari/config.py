@@ -44,6 +44,9 @@ class Settings:
     default_page_size: int = 50
     max_page_size: int = 1000
     node: str = field(default_factory=socket.gethostname)
+    # This instance among several sharing a database: the same across its restarts, unique
+    # among them; its ARI application is `<ari_app>-<instance_id>`. Empty: `<node>-<port>`.
+    instance_id: str = ""
     # ARI: "auto" uses the local Asterisk that `c2c-ari asterisk up` started (its generated
     # credentials), "off" places no calls (connect answers 503), else Asterisk's HTTP base URL
     # such as http://pbx.example:8088 with ari_user / ari_password.

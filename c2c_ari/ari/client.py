@@ -157,9 +157,13 @@ class AriClient:
     @property
     def events_url(self) -> URL:
         """The events websocket: ws(s)://host/ari/events?app=NAME&subscribeAll=false."""
+        return self.events_url_for(self.app)
+
+    def events_url_for(self, app: str) -> URL:
+        """The events websocket of another application than the client's own."""
         scheme = "wss" if self.base_url.scheme == "https" else "ws"
         return self._url("events").with_scheme(scheme).with_query(
-            {"app": self.app, "subscribeAll": "false"}
+            {"app": app, "subscribeAll": "false"}
         )
 
     async def close(self) -> None:
@@ -384,6 +388,17 @@ class AriClient:
         )
         return None if response.status == 404 else response.body
 
+    async def move(
+        self, channel_id: str, app: str, app_args: str | Sequence[str] | None = None
+    ) -> bool:
+        """`POST /channels/{channelId}/move`: hand a channel that is in Stasis to another
+        application (e.g. a surviving instance's). False if the channel is gone."""
+        response = await self._request(
+            "POST", ("channels", channel_id, "move"),
+            params={"app": app, "appArgs": _app_args(app_args)}, accept=(404,),
+        )
+        return response.status != 404
+
     async def continue_in_dialplan(
         self,
         channel_id: str,
@@ -471,6 +486,14 @@ class AriClient:
         return (await self._request("GET", ("bridges",), idempotent=True)).body
 
     # ------------------------------------------------------------------ applications
+
+    async def get_application(self, app: str | None = None) -> JsonDict | None:
+        """`GET /applications/{applicationName}`: the application with the channels,
+        bridges and endpoints it is subscribed to, or None if Asterisk does not know it."""
+        response = await self._request(
+            "GET", ("applications", app or self.app), idempotent=True, accept=(404,)
+        )
+        return None if response.status == 404 else response.body
 
     async def set_event_filter(self, allowed: Sequence[str], app: str | None = None) -> None:
         """`PUT /applications/{app}/eventFilter`: send only these event types to `app`.

@@ -61,10 +61,13 @@ class AriEvents:
         heartbeat: float | None = 20.0,
         connect_timeout: float = 10.0,
         event_types: Collection[str] | None = None,
+        app: str | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
+        # The application whose events this socket carries (the client's own by default).
+        self.app = app or client.app
         self._on_event = on_event
         self._on_connected = on_connected
         self._on_disconnected = on_disconnected
@@ -130,7 +133,7 @@ class AriEvents:
             self._ws = ws
             self.connections += 1
             connected_at = self._clock()
-            log.info("ARI events websocket connected (app %s)", self._client.app)
+            log.info("ARI events websocket connected (app %s)", self.app)
             try:
                 await self._filter_events()
                 if await self._call_hook("on_connected", self._on_connected):
@@ -144,7 +147,7 @@ class AriEvents:
                 # Only an unplanned close is worth a warning: the app is inactive until
                 # the reconnect, and calls meant for it fail meanwhile.
                 level = logging.INFO if self._stopping else logging.WARNING
-                log.log(level, "ARI events websocket closed (app %s)", self._client.app)
+                log.log(level, "ARI events websocket closed (app %s)", self.app)
                 await self._call_hook("on_disconnected", self._on_disconnected)
             # A connection that stayed up a while earns a quick reconnect; one that is dropped
             # straight away (e.g. a proxy refusing it) keeps backing off.
@@ -156,7 +159,7 @@ class AriEvents:
         try:
             async with asyncio.timeout(self._connect_timeout):
                 return await self._client.session.ws_connect(
-                    self._client.events_url,
+                    self._client.events_url_for(self.app),
                     heartbeat=self._heartbeat,
                     timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
                 )
@@ -172,7 +175,7 @@ class AriEvents:
         if self._event_types is None:
             return
         try:
-            await self._client.set_event_filter(self._event_types)
+            await self._client.set_event_filter(self._event_types, self.app)
         except AriException as exc:
             log.warning("ARI events: Asterisk sends every event type, its event filter "
                         "failed: %s", exc)

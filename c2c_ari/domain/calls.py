@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from c2c_ari.domain.clicktocalls import ClickToCallService
 from c2c_ari.domain.errors import NotFound
 
 
-class Watcher(Protocol):
-    def unwatch(self, queue: asyncio.Queue[dict[str, Any]]) -> None: ...
-
-
 class LiveCalls(Protocol):
-    """What the Stasis application knows of calls in flight."""
+    """What is known of calls in flight, whichever instance runs them."""
 
-    def status(self, call_id: str) -> dict[str, Any] | None: ...
+    async def status(self, account_id: str, call_id: str) -> dict[str, Any] | None: ...
 
-    def in_flight(self, c2c_id: str) -> list[dict[str, Any]]: ...
+    async def in_flight(self, account_id: str, c2c_id: str) -> list[dict[str, Any]]: ...
 
-    def watch(
-        self, call_id: str
-    ) -> tuple[Watcher, asyncio.Queue[dict[str, Any]]] | None: ...
+    def watch(self, call_id: str) -> AbstractAsyncContextManager[
+        AsyncIterator[dict[str, Any]] | None]:
+        """The call's status now and at every change, the last with state "ended"; None
+        inside when no instance runs it."""
+        ...
 
     async def hang_up(self, call_id: str) -> dict[str, Any] | None: ...
 
@@ -31,14 +30,15 @@ class LiveCalls(Protocol):
 class NoLiveCalls:
     """Without a Stasis application no call is ever in flight."""
 
-    def status(self, call_id: str) -> dict[str, Any] | None:
+    async def status(self, account_id: str, call_id: str) -> dict[str, Any] | None:
         return None
 
-    def in_flight(self, c2c_id: str) -> list[dict[str, Any]]:
+    async def in_flight(self, account_id: str, c2c_id: str) -> list[dict[str, Any]]:
         return []
 
-    def watch(self, call_id: str) -> None:
-        return None
+    @contextlib.asynccontextmanager
+    async def watch(self, call_id: str) -> AsyncIterator[None]:
+        yield None
 
     async def hang_up(self, call_id: str) -> dict[str, Any] | None:
         return None
@@ -64,11 +64,12 @@ class CallsService:
     async def in_flight(self, account_id: str, c2c_id: str) -> list[dict[str, Any]]:
         """The click-to-call's calls that have not ended yet, oldest first."""
         await self.clicktocalls.get(account_id, c2c_id)
-        return sorted(self.live.in_flight(c2c_id), key=lambda status: status["timestamp"])
+        return sorted(await self.live.in_flight(account_id, c2c_id),
+                      key=lambda status: status["timestamp"])
 
     async def status(self, account_id: str, c2c_id: str, call_id: str) -> dict[str, Any]:
         await self._check(account_id, c2c_id, call_id)
-        live = self.live.status(call_id)
+        live = await self.live.status(account_id, call_id)
         if live is not None:
             return live
         item = await self.clicktocalls.history_store.get(account_id, call_id)
@@ -81,19 +82,14 @@ class CallsService:
     ) -> AsyncIterator[dict[str, Any]]:
         """The call's status now and at every change, ending with its outcome."""
         await self._check(account_id, c2c_id, call_id)
-        watched = self.live.watch(call_id)
-        if watched is None:
-            yield await self.status(account_id, c2c_id, call_id)
-            return
-        call, queue = watched
-        try:
-            while True:
-                status = await queue.get()
+        async with self.live.watch(call_id) as watched:
+            if watched is None:
+                yield await self.status(account_id, c2c_id, call_id)
+                return
+            async for status in watched:
                 yield status
                 if status.get("state") == "ended":
                     return
-        finally:
-            call.unwatch(queue)
 
     async def hang_up(self, account_id: str, c2c_id: str, call_id: str) -> dict[str, Any]:
         """Hang a call up; a call that is already over answers its final status."""

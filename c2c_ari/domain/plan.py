@@ -204,3 +204,27 @@ def build_plan(
         presence_id=clicktocall.get("presence_id") or None,
         custom_application_vars=dict(custom_application_vars),
     )
+
+
+def adopted_plan(
+    *, call_id: str, account_id: str, clicktocall_id: str, item: dict[str, Any],
+    resources: list[str],
+) -> CallPlan:
+    """The plan of a bridged call taken over from a gone instance: only what following it
+    to its end needs (its channels and bridge, as its in-flight row lists them: first leg,
+    second leg, bridge), since nothing is dialled any more."""
+    first_role: Role = "contact" if item.get("dial_first") == "contact" else "extension"
+    second_role: Role = "extension" if first_role == "contact" else "contact"
+    first_channel, second_channel, bridge_id = resources
+
+    def leg(role: Role, channel_id: str) -> Leg:
+        return Leg(role=role, endpoint="", channel_id=channel_id, caller_id_name="",
+                   caller_id_number="")
+
+    return CallPlan(
+        call_id=call_id, account_id=account_id, clicktocall_id=clicktocall_id,
+        contact=item.get("contact", ""), extension=item.get("extension", ""),
+        first=leg(first_role, first_channel), second=leg(second_role, second_channel),
+        bridge_id=bridge_id, timeout=0, bypass_media=False, ignore_early_media=True,
+        moh_class=None, ringback=None, presence_id=None, custom_application_vars={},
+    )

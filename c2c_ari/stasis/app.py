@@ -1,5 +1,11 @@
 """The Stasis application: places calls for connect, routes ARI events to them, records every
-outcome, and keeps Asterisk and its own memory in agreement after reconnects and restarts."""
+outcome, takes over the calls of gone instances, and keeps Asterisk and its own memory in
+agreement after reconnects and restarts.
+
+Each instance has an ARI application of its own (`ari.app`), so the events of its calls come
+to it and to no other instance; calls that phones start enter the shared dialplan
+application, whose events this instance reads only while it holds that name's lease
+(`attach_dialplan_app`)."""
 
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ from c2c_ari.domain.clicktocalls import ClickToCallService
 from c2c_ari.domain.connect import ConnectAttempt, ConnectRequest, ConnectResult, ConnectService
 from c2c_ari.domain.errors import CallsUnavailable, DomainError, NotFound
 from c2c_ari.domain.history import HistoryRecorder, cut_short
-from c2c_ari.domain.plan import build_plan
+from c2c_ari.domain.plan import adopted_plan, build_plan
 from c2c_ari.stasis.call import EVENT_TYPES, Call, CallOrigin, ChannelLost, HangUp, Stop
 from c2c_ari.stasis.registry import CallRegistry
 from c2c_ari.store import ActiveCall
@@ -38,9 +44,15 @@ class StasisApp:
         contact_endpoint: str,
         contact_uri_endpoint: str = "PJSIP/trunk/{contact}",
         max_calls_in_setup: int = 0,
+        owner: str = "",
+        dialplan_app: str | None = None,
     ) -> None:
         self.ari = ari
         self.recorder = recorder
+        # This process's boot id: the owner recorded with every call it runs.
+        self.owner = owner
+        self.dialplan_app = dialplan_app
+        self._dialplan_events: AriEvents | None = None
         self.extension_endpoint = extension_endpoint
         self.contact_endpoint = contact_endpoint
         self.contact_uri_endpoint = contact_uri_endpoint
@@ -78,8 +90,23 @@ class StasisApp:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
+        await self.detach_dialplan_app()
         await self.events.stop()
         await self.ari.close()
+
+    async def attach_dialplan_app(self) -> None:
+        """Read the shared dialplan application's events too (this instance holds its
+        lease): calls that phones start come here from now on."""
+        if self.dialplan_app is None or self._dialplan_events is not None:
+            return
+        self._dialplan_events = AriEvents(self.ari, self._on_event, app=self.dialplan_app,
+                                          event_types=EVENT_TYPES)
+        await self._dialplan_events.start()
+
+    async def detach_dialplan_app(self) -> None:
+        events, self._dialplan_events = self._dialplan_events, None
+        if events is not None:
+            await events.stop()
 
     # ------------------------------------------------------------------ CallPlacer
 
@@ -143,12 +170,12 @@ class StasisApp:
         self._in_setup -= 1
         await self.recorder.bridged(self._active(call, call.provisional_item(), bridged=True))
 
-    async def _run(self, call: Call) -> dict[str, Any]:
+    async def _run(self, call: Call, adopted: dict[str, Any] | None = None) -> dict[str, Any]:
         # The call stays registered until its item is final, so that its status can always
         # be read: live from here, or ended from history.
         try:
             try:
-                item = await call.run()
+                item = await call.run(adopted=adopted)
             except Exception:
                 log.exception("call %s: no outcome", call.plan.call_id)
                 item = {**call.provisional_item(), "result": "error",
@@ -183,10 +210,55 @@ class StasisApp:
         async with asyncio.timeout(wait):
             return await asyncio.shield(task)
 
-    @staticmethod
-    def _active(call: Call, item: dict[str, Any], *, bridged: bool = False) -> ActiveCall:
+    def _active(self, call: Call, item: dict[str, Any], *, bridged: bool = False
+                ) -> ActiveCall:
         return ActiveCall(call.plan.call_id, call.plan.account_id, call.plan.clicktocall_id,
-                          item, call.resources(), bridged)
+                          item, call.resources(), bridged, owner=self.owner)
+
+    # ------------------------------------------------------------------ taking over
+
+    async def take_over(self, active: ActiveCall) -> None:
+        """A call of a gone instance, now this one's (claimed in the store): a bridged call
+        is adopted and followed to its end; one still being set up is hung up and recorded.
+        Either way it gets exactly one final item."""
+        if active.bridged and self.events.connected and len(active.resources) == 3:
+            try:
+                if await self._adopt(active):
+                    return
+            except Exception:
+                log.exception("call %s: adopting it failed", active.call_id)
+        for resource in active.resources:
+            with contextlib.suppress(AriException):
+                if resource.endswith("-bridge"):
+                    await self.ari.destroy_bridge(resource)
+                else:
+                    await self.ari.hangup(resource)
+        # The outcome was never seen: the service that ran it stopped without recording it.
+        item = cut_short(active.item, "SERVICE_RESTART", time.time())
+        await self.recorder.finished(dataclasses.replace(active, item=item, owner=self.owner))
+
+    async def _adopt(self, active: ActiveCall) -> bool:
+        """Move the call's channels into this instance's application and follow it; False
+        when a leg is gone already (then it is recorded as cut short)."""
+        plan = adopted_plan(call_id=active.call_id, account_id=active.account_id,
+                            clicktocall_id=active.clicktocall_id, item=active.item,
+                            resources=active.resources)
+        item = active.item
+        call = Call(plan, self.ari, origin=CallOrigin(
+            client_ip=item.get("client_ip"), authenticated=item.get("authenticated", True),
+            trigger=item.get("trigger", "api")))
+        task = asyncio.create_task(self._run(call, adopted=item), name=plan.call_id)
+        # Registered before the move, whose StasisStart may beat its answer.
+        self.calls.add(call, task)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        mine = await self.ari.get_application(self.ari.app) or {}
+        already = set(mine.get("channel_ids") or [])
+        for channel_id in call.channel_ids:
+            if channel_id not in already and not await self.ari.move(channel_id, self.ari.app):
+                call.command(ChannelLost(channel_id))
+        log.info("call %s adopted", plan.call_id)
+        return True
 
     # ------------------------------------------------------------------ events
 
@@ -242,34 +314,26 @@ class StasisApp:
     # ------------------------------------------------------------------ re-sync
 
     async def _resync(self) -> None:
-        """After every (re)connect: calls whose channels vanished meanwhile end, channels and
-        bridges of ours that no call owns are removed, and calls a crashed run left
-        unrecorded are recorded."""
+        """After every (re)connect: calls whose channels vanished meanwhile end, and channels
+        and bridges of ours that no call knows are removed. "Ours" is what is in this
+        instance's application, and bridges of calls that no instance has in flight: the
+        calls of other instances, and of a previous run that the reaper has yet to take
+        over, are never touched."""
         channels = {c["id"] for c in await self.ari.list_channels()}
         for call in self.calls:
             for channel_id in call.channel_ids:
                 if channel_id not in channels and call.is_live(channel_id):
                     call.command(ChannelLost(channel_id))
-        for channel_id in channels:
-            if channel_id.startswith(PREFIX) and not self.calls.owns_channel(channel_id):
-                await self.ari.hangup(channel_id)
-        owned = self.calls.bridge_ids()
-        for bridge in await self.ari.list_bridges():
-            if bridge["id"].startswith(PREFIX) and bridge["id"] not in owned:
-                await self.ari.destroy_bridge(bridge["id"])
-        await self._record_unfinished()
-
-    async def _record_unfinished(self) -> None:
-        running = {call.plan.call_id for call in self.calls}
-        for active in await self.recorder.unfinished():
-            if active.call_id in running:
-                continue
-            for resource in active.resources:
+        known = {resource for active in await self.recorder.unfinished()
+                 for resource in active.resources}
+        known |= {channel for call in self.calls for channel in call.channel_ids}
+        known |= self.calls.bridge_ids()
+        mine = await self.ari.get_application(self.ari.app) or {}
+        for channel_id in mine.get("channel_ids") or []:
+            if channel_id not in known:
                 with contextlib.suppress(AriException):
-                    if resource.endswith("-bridge"):
-                        await self.ari.destroy_bridge(resource)
-                    else:
-                        await self.ari.hangup(resource)
-            # The outcome was never seen: the service stopped without recording it.
-            item = cut_short(active.item, "SERVICE_RESTART", time.time())
-            await self.recorder.finished(dataclasses.replace(active, item=item))
+                    await self.ari.hangup(channel_id)
+        for bridge in await self.ari.list_bridges():
+            if bridge["id"].startswith(PREFIX) and bridge["id"] not in known:
+                with contextlib.suppress(AriException):
+                    await self.ari.destroy_bridge(bridge["id"])

@@ -18,6 +18,7 @@ from typing import Any
 
 from c2c_ari.ari import AriClient, AriException
 from c2c_ari.domain.history import cause_name, gregorian, history_item
+from c2c_ari.domain.ids import GREGORIAN_OFFSET
 from c2c_ari.domain.plan import CallPlan, Leg
 from c2c_ari.stasis.state import LegEnded, Outcome, State
 
@@ -157,42 +158,15 @@ class Call:
 
     # ------------------------------------------------------------------ the call's life
 
-    async def run(self) -> dict[str, Any]:
-        """Place, bridge and end the call; returns its history item."""
-        first, second = self.plan.first, self.plan.second
+    async def run(self, *, adopted: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Place, bridge and end the call; returns its history item. With `adopted` (the
+        item a gone instance recorded at the bridge), the call is already bridged in
+        Asterisk and is only followed to its end."""
         try:
-            if self.incoming_channel is None:
-                await self._originate(first)
-                await self._until_answered(first)
+            if adopted is None:
+                await self._set_up()
             else:
-                self._live.add(first.channel_id)
-                await self.ari.answer(first.channel_id)
-            self._answered.add(first.role)
-            self.state = State.DIALING_SECOND
-            self._publish()
-            if self.plan.ignore_early_media:
-                await self._waiting_sound(first)
-                await self._originate(second)
-            else:
-                # Early media: the first leg joins the bridge before the second is dialled,
-                # so it hears whatever the far end plays before answering.
-                await self._bridge(first)
-                await self._create_and_dial(second)
-            await self._until_answered(second, created=not self.plan.ignore_early_media)
-            self._answered.add(second.role)
-            if self.plan.ignore_early_media:
-                await self._stop_waiting_sound(first)
-                await self._bridge(first, second)
-            else:
-                await self._bridge(second)
-            self.state = State.BRIDGED
-            self.outcome.answered = time.time()
-            self._publish()
-            # Durable before anyone is told (a blocking connect answers with it): from here
-            # on the call is listed in history.
-            if self.on_bridged is not None:
-                await self.on_bridged(self)
-            self.settle(self._item("success", ended=False))
+                self._resume(adopted)
             while True:
                 await self._next_event()
         except LegEnded as ended:
@@ -209,6 +183,53 @@ class Call:
         item = self._item(self.outcome.result, ended=True)
         self._publish({"state": State.ENDED.value, **item})
         return item
+
+    async def _set_up(self) -> None:
+        first, second = self.plan.first, self.plan.second
+        if self.incoming_channel is None:
+            await self._originate(first)
+            await self._until_answered(first)
+        else:
+            self._live.add(first.channel_id)
+            await self.ari.answer(first.channel_id)
+        self._answered.add(first.role)
+        self.state = State.DIALING_SECOND
+        self._publish()
+        if self.plan.ignore_early_media:
+            await self._waiting_sound(first)
+            await self._originate(second)
+        else:
+            # Early media: the first leg joins the bridge before the second is dialled,
+            # so it hears whatever the far end plays before answering.
+            await self._bridge(first)
+            await self._create_and_dial(second)
+        await self._until_answered(second, created=not self.plan.ignore_early_media)
+        self._answered.add(second.role)
+        if self.plan.ignore_early_media:
+            await self._stop_waiting_sound(first)
+            await self._bridge(first, second)
+        else:
+            await self._bridge(second)
+        self.state = State.BRIDGED
+        self.outcome.answered = time.time()
+        self._publish()
+        # Durable before anyone is told (a blocking connect answers with it): from here
+        # on the call is listed in history.
+        if self.on_bridged is not None:
+            await self.on_bridged(self)
+        self.settle(self._item("success", ended=False))
+
+    def _resume(self, item: dict[str, Any]) -> None:
+        """Take up a bridged call where a gone instance left it."""
+        self.state = State.BRIDGED
+        self._live.update(self.channel_ids)
+        self._bridge_made = True
+        self._answered.update((self.plan.first.role, self.plan.second.role))
+        self.outcome.started = item["timestamp"] - GREGORIAN_OFFSET
+        self.outcome.answered = item.get("answered_at", item["timestamp"]) - GREGORIAN_OFFSET
+        self._leg_states = {"extension": "Up", "contact": "Up"}
+        self.settle(item)
+        self._publish()
 
     # ------------------------------------------------------------------ steps
 

@@ -158,6 +158,8 @@ ALL_CALLS: dict[str, Callable[[AriClient], Any]] = {
     "destroy_bridge": lambda c: c.destroy_bridge("b1"),
     "list_bridges": lambda c: c.list_bridges(),
     "set_event_filter": lambda c: c.set_event_filter(["StasisStart"], app="app"),
+    "get_application": lambda c: c.get_application("app"),
+    "move": lambda c: c.move("c1", "other-app", app_args=["a"]),
 }
 EXTRA_REQUESTS = {
     # hangup's other spelling of the reason

@@ -131,12 +131,16 @@ def service_process(asterisk: AriInfo, tmp_path: Path) -> Iterator[Callable[[], 
             proc.wait(timeout=15)
 
 
-def test_crash_of_the_service_is_recorded_at_next_start(
+def test_after_a_crash_the_next_start_takes_the_calls_over(
     service_process: Callable[[], subprocess.Popen], sipp: Callable[..., Sipp],
     asterisk: AriInfo,
 ) -> None:
+    """SIGKILL with one call bridged and one still ringing: the next start adopts the
+    bridged one (it goes on, and can be hung up through the API) and records the ringing
+    one; each has exactly one history item."""
     sipp("uas_answer.xml", EXTENSION_PORT)
     sipp("uas_answer.xml", TRUNK_PORT)
+    ringing_agent = sipp("uas_ring_no_answer.xml", 5072)
     account = json.loads(subprocess.run(
         [*CLI, "accounts", "create", "--name", "A", "--realm", "a.example"],
         env=service_process.env, check=True, capture_output=True, text=True,  # type: ignore[attr-defined]
@@ -150,6 +154,12 @@ def test_crash_of_the_service_is_recorded_at_next_start(
                          {"contact": CONTACT, "blocking": True}, token)
     assert (status, body["data"]["result"]) == (200, "success")
     call_id = body["data"]["call_id"]
+    ringing_c2c = _http("PUT", base, {"name": "R", "extension": "1002", "timeout": 60},
+                        token)[1]["data"]["id"]
+    status, body = _http("POST", f"{base}/{ringing_c2c}/connect", {"contact": CONTACT}, token)
+    assert status == 202
+    ringing_id = body["data"]["outbound_call_id"]
+    ringing_agent.wait_for_invite()
     # Bridged: the call is in history already, while it is up.
     (live,) = _http("GET", f"{base}/{c2c_id}/history", token=token)[1]["data"]
     assert (live["call_id"], live["result"]) == (call_id, "success")
@@ -158,19 +168,31 @@ def test_crash_of_the_service_is_recorded_at_next_start(
     first.send_signal(signal.SIGKILL)
     first.wait()
     channels, _ = asyncio.run(nothing_left(asterisk))
-    assert {c["id"] for c in channels} == {f"{call_id}-ext", f"{call_id}-contact"}
+    assert {c["id"] for c in channels} == {f"{call_id}-ext", f"{call_id}-contact",
+                                           f"{ringing_id}-ext"}
 
     service_process()
+    call_url = f"{base}/{c2c_id}/calls/{call_id}"
     deadline = time.monotonic() + 20
-    while True:
-        items = _http("GET", f"{base}/{c2c_id}/history", token=token)[1]["data"]
-        if any("ended_at" in item for item in items) or time.monotonic() > deadline:
+    while True:  # adopted: this instance reports the legs' own states again
+        status, body = _http("GET", call_url, token=token)
+        if (status == 200 and body["data"].get("legs")) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
+    assert body["data"]["state"] == "bridged", body
+    (ringing,) = _http("GET", f"{base}/{ringing_c2c}/history", token=token)[1]["data"]
+    assert (ringing["call_id"], ringing["result"], ringing["cause"]) == (
+        ringing_id, "error", "SERVICE_RESTART")
+    ringing_agent.wait_for_request("CANCEL")
+
+    status, body = _http("DELETE", call_url, token=token)
+    assert status == 200
+    assert (body["data"]["result"], body["data"]["hangup_cause"]) == (
+        "success", "HANGUP_REQUESTED")
     # Still exactly one item: the same one, completed.
-    assert [(i["call_id"], i["result"], i["cause"]) for i in items] == [
-        (call_id, "error", "SERVICE_RESTART")]
-    assert items[0]["ended_at"] >= items[0]["answered_at"] == live["answered_at"]
+    (item,) = _http("GET", f"{base}/{c2c_id}/history", token=token)[1]["data"]
+    assert (item["call_id"], item["result"]) == (call_id, "success")
+    assert item["ended_at"] >= item["answered_at"] == live["answered_at"]
     assert asyncio.run(nothing_left(asterisk)) == ([], [])
 
 

@@ -1,0 +1,57 @@
+"""Takes over the calls of instances that are gone: a bridged call is adopted (it goes on,
+run by this instance), one still being set up is hung up and recorded. A call is claimed by
+one statement (store.calls.claim_orphans), so no two reapers take the same call, and each
+call still gets exactly one history item."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from c2c_ari.cluster.membership import Membership
+from c2c_ari.store import ActiveCall, CallStore
+
+log = logging.getLogger(__name__)
+
+INTERVAL = 1.0
+BATCH = 50
+
+
+class Reaper:
+    def __init__(self, calls: CallStore, membership: Membership,
+                 take_over: Callable[[ActiveCall], Awaitable[None]], *,
+                 ready: Callable[[], bool] = lambda: True,
+                 interval: float = INTERVAL) -> None:
+        self.calls = calls
+        self.membership = membership
+        self.take_over = take_over
+        # Only an instance that reaches Asterisk can adopt or hang up what it takes over.
+        self.ready = ready
+        self.interval = interval
+
+    async def run_once(self) -> int:
+        """Claim and take over orphaned calls; how many."""
+        taken = 0
+        while True:
+            live = await self.membership.live_boots()
+            claimed = await self.calls.claim_orphans(
+                live, self.membership.instance.boot_id, BATCH)
+            for call in claimed:
+                log.warning("taking over call %s of a gone instance", call.call_id)
+                try:
+                    await self.take_over(call)
+                except Exception:
+                    log.exception("taking over call %s failed", call.call_id)
+            taken += len(claimed)
+            if len(claimed) < BATCH:
+                return taken
+
+    async def run(self) -> None:
+        while True:
+            try:
+                if self.ready():
+                    await self.run_once()
+            except Exception:
+                log.exception("reaper failed; trying again")
+            await asyncio.sleep(self.interval)
