@@ -23,6 +23,7 @@ from tests.helpers.sipp import Sipp
 from tests.integration.service import (
     CONTACT,
     EXTENSION_PORT,
+    PHONE_PORT,
     TRUNK_PORT,
     ari_get,
     connect,
@@ -194,6 +195,46 @@ def test_after_a_crash_the_next_start_takes_the_calls_over(
     assert (item["call_id"], item["result"]) == (call_id, "success")
     assert item["ended_at"] >= item["answered_at"] == live["answered_at"]
     assert asyncio.run(nothing_left(asterisk)) == ([], [])
+
+
+def test_a_phone_call_while_the_service_restarts_waits_for_it(
+    service_process: Callable[[], subprocess.Popen], sipp: Callable[..., Sipp],
+    asterisk: AriInfo,
+) -> None:
+    """The dialplan retries entering the application for a few seconds: a phone that dials
+    the feature code while no service instance reads it (a restart, or another instance
+    taking the name over) is connected once one does."""
+    trunk = sipp("uas_answer_then_bye.xml", TRUNK_PORT, duration_ms=500)
+    account = json.loads(subprocess.run(
+        [*CLI, "accounts", "create", "--name", "A", "--realm", "a.example"],
+        env=service_process.env, check=True, capture_output=True, text=True,  # type: ignore[attr-defined]
+    ).stdout)
+    url = f"http://127.0.0.1:{service_process.port}"  # type: ignore[attr-defined]
+    first = service_process()
+    token = _http("PUT", f"{url}/v2/api_auth", {"api_key": account["api_key"]})[1]["auth_token"]
+    base = f"{url}/v2/accounts/{account['account_id']}/clicktocall"
+    c2c_id = _http("PUT", base, {"name": "S", "extension": "1001"}, token)[1]["data"]["id"]
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+
+    phone = sipp("uac_call.xml", PHONE_PORT, remote="127.0.0.1:5060",
+                 service=f"*77*{c2c_id}*{CONTACT}", duration_ms=3000, max_calls=1,
+                 keys={"from_user": "1001"})
+    deadline = time.monotonic() + 10
+    while not asyncio.run(ari_get(asterisk, "/channels")):  # the phone is in the dialplan
+        assert time.monotonic() < deadline, "the phone's call never reached Asterisk"
+        time.sleep(0.05)
+    service_process()
+    invite = trunk.wait_for_invite(15)
+    assert invite.request_user == CONTACT
+    deadline = time.monotonic() + 15
+    while True:
+        items = _http("GET", f"{base}/{c2c_id}/history", token=token)[1]["data"]
+        if items or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert [(i["trigger"], i["result"]) for i in items] == [("dialplan", "success")]
+    phone.stop()
 
 
 async def _asterisk_goes_away_during_a_call(
