@@ -98,6 +98,17 @@ def memory_mb(pid: int) -> dict[str, float]:
     return out
 
 
+def reset_peak(pid: int) -> bool:
+    """Reset a process's VmHWM (peak RSS) to its current RSS, so that the next reading is
+    the peak since now; False where the kernel does not allow it (Linux < 4.0)."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
 class Server:
     """One server process with its output in a log file, in a session of its own (a Ctrl-C
     in the terminal reaches the bench, which stops it). taskset execs, so when `argv` starts

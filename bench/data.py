@@ -48,6 +48,7 @@ from common import (
     issue_token,
     log,
     memory_mb,
+    reset_peak,
     serve,
 )
 from probe import Probe, ProbeResult
@@ -498,16 +499,6 @@ async def read_stream(session: ClientSession, url: str, token: str) -> tuple[flo
             tail = joined[-(len(marker) - 1):]
             items -= tail.count(marker)
     return first_byte, size, items
-
-
-def reset_peak(pid: int) -> bool:
-    """Reset the process's VmHWM to its current RSS (Linux >= 4.0, own processes)."""
-    try:
-        with open(f"/proc/{pid}/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def probe_summary(result: ProbeResult) -> dict[str, Any]:
