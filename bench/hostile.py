@@ -101,6 +101,8 @@ class Result:
             "p99_pass": P99_TARGET.met(p99) and not timed_out,
             "probe_samples": sum(run.probe.count for run in probe_runs if run.probe),
             "probe_errors": sum(run.probe.errors for run in probe_runs if run.probe),
+            "probe_first_error": next((run.probe.first_error for run in probe_runs
+                                       if run.probe and run.probe.errors), ""),
             "idle_p99_ms": self.baseline.pct(99) if self.baseline else float("nan"),
             "rss_before_mb": self.rss_before, "rss_after_mb": self.rss_after,
             "rss_peak_mb": self.rss_peak, "rss_growth_mb": growth,
@@ -314,8 +316,8 @@ COLUMNS = (
     Column("wall ms", 10, ",.1f"),
     Column("CPU ms", 10, ",.1f"),
     Column("", 5, left=True, gap=" "),
-    Column("GET p99", 9, ",.1f"),
-    Column("max", 9, ",.1f"),
+    Column("GET p99", 11, ",.1f"),
+    Column("max", 11, ",.1f"),
     Column("idle", 6, ".1f"),
     Column("", 5, left=True, gap=" "),
     Column("RSS MB", 7, ",.0f"),
@@ -352,7 +354,8 @@ def print_report(summary: dict[str, Any]) -> None:
             extra.append(f"did not answer within {summary['timeout']:g} s: CPU and latency "
                          "are what had passed by then (at least)")
         if r["probe_errors"]:
-            extra.append(f"{r['probe_errors']} probe GETs failed")
+            extra.append(f"{r['probe_errors']} probe GETs failed (first: "
+                         f"{r['probe_first_error']})")
         print(f"note: {r['attack']}: " + "; ".join(extra))
     print("(wall ms and CPU ms are per request; an attack of many requests shows one "
           "request's share)")
