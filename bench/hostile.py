@@ -231,10 +231,8 @@ class Bench:
                     timed_out = True
                     break
             ended = time.monotonic()
-            if not timed_out:
-                await wait_idle(pid)
-            cpu = cpu_seconds(pid) - cpu_before
             samples = None
+            probe_gets = 0
             if probe is not None:
                 until = max(ended, started + 1.0)
                 await asyncio.sleep(max(0.0, until + 0.3 - time.monotonic()))
@@ -245,9 +243,11 @@ class Bench:
                     samples = ProbeResult([(started, ended - started)], 0, "")
                 else:
                     everything = probe.stop()
-                    cpu -= probe_cpu * len(everything.window(started - 0.3,
-                                                             time.monotonic()).samples)
+                    probe_gets = len(everything.window(started - 1.0, time.monotonic()).samples)
                     samples = everything.window(started, until)
+            if not timed_out:
+                await wait_idle(pid)
+            cpu = cpu_seconds(pid) - cpu_before - probe_cpu * probe_gets
         finally:
             if probe is not None and probe.proc is not None:
                 probe.kill()
