@@ -136,7 +136,8 @@ async def _run(settings: dict[str, Any]) -> dict[str, Any]:
                     errors.append(f"status {resp.status}")
                     return
         except Exception as exc:  # a failed probe request is counted and reported
-            errors.append(f"{repr(exc)[:160]} after {time.monotonic() - due:.1f} s")
+            errors.append(f"{type(exc).__name__}: {str(exc)[:160]} after "
+                          f"{time.monotonic() - due:.1f} s")
             return
         samples.append((due, time.monotonic() - due))
 
