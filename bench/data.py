@@ -405,7 +405,7 @@ class Bench:
             raise BenchError(f"paginate=false ({ds.label}) answered {items} items, not "
                              f"{ds.history_rows}")
         peak = max(peak_seen, after["VmHWM"] if peak_reset else 0.0)
-        result = {
+        result: dict[str, Any] = {
             "rows": items, "bytes": size, "ttfb_s": first_byte - started,
             "ttlb_s": ended - started, "rows_per_s": items / max(ended - started, 1e-9),
             "rss_before_mb": before["VmRSS"], "rss_after_mb": after["VmRSS"],
@@ -430,7 +430,7 @@ class Bench:
                 "samples": samples[name], **FLAT.judge(ratio(l_ms, s_ms)),
             })
         stream = streams["large"]
-        return rounded({
+        summary: dict[str, Any] = rounded({
             "service": self.target.describe(),
             "sizes": {ds.label: {"history": ds.history_rows, "clicktocalls": ds.clicktocalls,
                                  "tokens": ds.tokens, "fill_s": ds.fill_s,
@@ -447,6 +447,7 @@ class Bench:
                                  "clicktocalls": ratio(large.clicktocalls,
                                                        small.clicktocalls)},
         })
+        return summary
 
 
 # --- HTTP ----------------------------------------------------------------------------------
