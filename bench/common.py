@@ -98,6 +98,17 @@ def memory_mb(pid: int) -> dict[str, float]:
     return out
 
 
+def reset_peak(pid: int) -> bool:
+    """Reset a process's VmHWM (peak RSS) to its current RSS, so that the next reading is
+    the peak since now; False where the kernel does not allow it (Linux < 4.0)."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
 class Server:
     """One server process with its output in a log file, in a session of its own (a Ctrl-C
     in the terminal reaches the bench, which stops it). taskset execs, so when `argv` starts
@@ -110,6 +121,7 @@ class Server:
         port: int,
         log_path: Path,
         env: dict[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.name, self.port, self.log_path = name, port, log_path
         with open(log_path, "wb") as out:
@@ -119,6 +131,7 @@ class Server:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
+                cwd=cwd,
                 start_new_session=True,
                 preexec_fn=die_with_parent,
             )
@@ -174,6 +187,65 @@ class Service:
         return f"{self.base}/v2/accounts/{self.account_id}/clicktocall"
 
 
+def create_account(
+    options: list[str],
+    *,
+    python: str = sys.executable,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    name: str = "Bench",
+) -> dict[str, str]:
+    """`c2c-ari accounts create` with the service's `options` (--data-dir, --config): the new
+    account's `account_id` and `api_key`."""
+    created = subprocess.run(
+        [python, "-m", "c2c_ari", "accounts", "create", "--name", name,
+         "--realm", "bench.example.com", *options],
+        capture_output=True, text=True, timeout=60, env=env, cwd=cwd,
+    )
+    if created.returncode != 0:
+        raise BenchError(f"accounts create failed ({created.returncode}): {created.stderr}")
+    account: dict[str, str] = json.loads(created.stdout)
+    return account
+
+
+def serve(
+    name: str,
+    options: list[str],
+    log_path: Path,
+    *,
+    python: str = sys.executable,
+    prefix: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    started: list[Server] | None = None,
+) -> Server:
+    """`python -m c2c_ari serve` on a free port with `options`, ready to accept connections.
+    Appended to `started` as soon as it exists, so the caller's clean-up stops it even when
+    it never gets ready."""
+    port = free_port()
+    server = Server(
+        name,
+        [*(prefix or []), python, "-m", "c2c_ari", "serve", "--host", "127.0.0.1",
+         "--port", str(port), *options],
+        port,
+        log_path,
+        env,
+        cwd,
+    )
+    if started is not None:
+        started.append(server)
+    server.wait_ready()
+    return server
+
+
+def issue_token(base: str, api_key: str) -> str:
+    """A fresh auth token for an API key (`PUT /v2/api_auth`)."""
+    auth = json.loads(http("PUT", f"{base}/v2/api_auth", {"data": {"api_key": api_key}},
+                           expect=201))
+    token: str = auth["auth_token"]
+    return token
+
+
 def start_service(
     name: str,
     data_dir: Path,
@@ -183,38 +255,22 @@ def start_service(
     config: Path | None = None,
     env: dict[str, str] | None = None,
     started: list[Server] | None = None,
+    python: str = sys.executable,
+    cwd: Path | None = None,
 ) -> Service:
     """The real service on a fresh `data_dir`, with a new account and a token for it.
     `prefix` goes before the command (taskset), `config` is passed as --config, `env` replaces
-    the environment of both the service and `accounts create`. The server is appended to
+    the environment of both the service and `accounts create`, `python` is the interpreter
+    whose installed c2c_ari runs (another checkout's venv), `cwd` where both run (not a
+    checkout, or `-m c2c_ari` would import that checkout's code). The server is appended to
     `started` as soon as it exists, so the caller's clean-up stops it even when a later step
     of the start fails."""
     data_dir.mkdir(parents=True, exist_ok=True)
     options = ["--data-dir", str(data_dir)]
     if config is not None:
         options += ["--config", str(config)]
-    created = subprocess.run(
-        [sys.executable, "-m", "c2c_ari", "accounts", "create", "--name", "Bench",
-         "--realm", "bench.example.com", *options],
-        capture_output=True, text=True, timeout=60, env=env,
-    )
-    if created.returncode != 0:
-        raise BenchError(f"accounts create failed ({created.returncode}): {created.stderr}")
-    account = json.loads(created.stdout)
-    port = free_port()
-    server = Server(
-        name,
-        [*(prefix or []), sys.executable, "-m", "c2c_ari", "serve", "--host", "127.0.0.1",
-         "--port", str(port), *options],
-        port,
-        log_path,
-        env,
-    )
-    if started is not None:
-        started.append(server)
-    service = Service(server, f"http://127.0.0.1:{port}", account["account_id"], "")
-    server.wait_ready()
-    auth = json.loads(http("PUT", f"{service.base}/v2/api_auth",
-                           {"data": {"api_key": account["api_key"]}}, expect=201))
-    service.token = auth["auth_token"]
-    return service
+    account = create_account(options, python=python, env=env, cwd=cwd)
+    server = serve(name, options, log_path, python=python, prefix=prefix, env=env, cwd=cwd,
+                   started=started)
+    base = f"http://127.0.0.1:{server.port}"
+    return Service(server, base, account["account_id"], issue_token(base, account["api_key"]))
