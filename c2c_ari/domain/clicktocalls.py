@@ -103,8 +103,11 @@ class ClickToCallService:
         self.max_per_account = max_per_account
 
     def _prepare(self, data: dict[str, Any], doc_id: str) -> tuple[dict[str, Any], str]:
+        # The whitelist's cost first: it stops a hostile list before the schema compiles
+        # every entry of it.
+        entries = data.get("whitelist")
+        whitelist.check_budget(entries if isinstance(entries, list) else None)
         doc = self.validate(public(data))
-        whitelist.check_budget(doc.get("whitelist"))
         doc["id"] = doc_id
         return doc, encode(doc)
 

@@ -18,6 +18,7 @@ in bytes; every other module asks `compile_pattern`.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -33,6 +34,8 @@ MAX_MEM = 64 * 1024
 # The instructions of every entry of one whitelist together (100 entries of ~50 each is far
 # more than any real list); keeps a document's patterns from filling the cache on their own.
 MAX_PROGRAM_TOTAL = 20_000
+# CPU seconds compiling one whitelist may take (a real one takes well under a millisecond).
+COMPILE_BUDGET = 0.05
 # The compiled-pattern cache: each entry is charged its whole RE2 budget, which is what it
 # may grow to, plus its text.
 CACHE_BYTES = 32 * 1024 * 1024
@@ -78,12 +81,30 @@ class _PatternCache:
 _CACHE = _PatternCache(CACHE_BYTES)
 
 
+def _unicode_class(pattern: str) -> bool:
+    """True if the pattern uses a Unicode class (\\p.. or \\P..)."""
+    escaped = False
+    for char in pattern:
+        if escaped:
+            if char in "pP":
+                return True
+            escaped = False
+        elif char == "\\":
+            escaped = True
+    return False
+
+
 def _compile(pattern: str) -> Any:
     if not pattern.isascii() or not pattern.isprintable():
         bad = next(c for c in pattern if not (c.isascii() and c.isprintable()))
         raise ValueError(
             f"only printable ASCII characters are allowed (found U+{ord(bad):04X}): contacts "
             "are ASCII, write other bytes as \\x{..}")
+    if _unicode_class(pattern):
+        # Meaningless for an ASCII contact, and the costliest thing to compile: with (?i),
+        # one \p{Any} took 25 ms, and a whitelist of them minutes of the event loop.
+        raise ValueError("Unicode classes (\\p, \\P) are not allowed: contacts are ASCII, "
+                         "use [0-9], [A-Za-z] and the like")
     try:
         # Through the module's private constructor: re2.compile would also keep the result
         # in the module's own unbounded-in-bytes cache of 128 entries.
@@ -122,15 +143,25 @@ def program_size(pattern: str) -> int:
 
 def check_budget(patterns: list[Any] | None) -> None:
     """Refuse (400 on `whitelist`) a whitelist whose entries compile to more than
-    MAX_PROGRAM_TOTAL instructions together."""
-    total = sum(program_size(p) for p in patterns or () if isinstance(p, str))
-    if total > MAX_PROGRAM_TOTAL:
-        raise ValidationFailed.single(
-            "whitelist", "maxProgramSize",
-            f"The whitelist's patterns compile to {total} RE2 instructions together; at "
-            f"most {MAX_PROGRAM_TOTAL} are allowed: simplify them",
-            target=MAX_PROGRAM_TOTAL,
-        )
+    MAX_PROGRAM_TOTAL instructions together, or take more than COMPILE_BUDGET seconds of CPU
+    to compile: either bound alone keeps a request's work small. Stops at the first entry
+    past either, so a hostile list costs no more than the budget. Entries that are not
+    strings or do not compile are left to the schema, which says which and why."""
+    total, started = 0, time.thread_time()
+    for pattern in patterns or ():
+        if not isinstance(pattern, str):
+            continue
+        total += program_size(pattern)
+        if total > MAX_PROGRAM_TOTAL:
+            raise ValidationFailed.single(
+                "whitelist", "maxProgramSize",
+                f"The whitelist's patterns compile to more than {MAX_PROGRAM_TOTAL} RE2 "
+                "instructions together: simplify them", target=MAX_PROGRAM_TOTAL)
+        if time.thread_time() - started > COMPILE_BUDGET:
+            raise ValidationFailed.single(
+                "whitelist", "maxCompileTime",
+                "The whitelist's patterns take too long to compile: simplify them",
+                target=COMPILE_BUDGET)
 
 
 def allows(patterns: list[str] | None, contact: str) -> bool:

@@ -92,3 +92,36 @@ def test_a_whitelist_has_a_budget_as_a_whole() -> None:
     with pytest.raises(ValidationFailed) as caught:
         whitelist.check_budget(heavy)
     assert "maxProgramSize" in caught.value.errors["whitelist"]
+
+
+@pytest.mark.parametrize("pattern", [r"\pL", r"(?i)\p{Any}", r"[\PN]", r"^\+1\p{Greek}"])
+def test_unicode_classes_are_refused(pattern: str) -> None:
+    # Meaningless for ASCII contacts, and with (?i) each \p{Any} took 25 ms to compile.
+    with pytest.raises(ValueError, match="Unicode classes"):
+        whitelist.compile_pattern(pattern)
+
+
+@pytest.mark.parametrize("pattern", [r"\\pL", r"[\\p]", r"^\+1\\P"])
+def test_an_escaped_backslash_before_p_is_no_unicode_class(pattern: str) -> None:
+    whitelist.compile_pattern(pattern)
+
+
+def test_a_costly_whitelist_is_refused_within_its_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled: list[str] = []
+    real = whitelist.program_size
+
+    def counting(pattern: str) -> int:
+        compiled.append(pattern)
+        return real(pattern)
+
+    monkeypatch.setattr(whitelist, "program_size", counting)
+    heavy = [f"(a|b|c|d){{{500 + n}}}" for n in range(100)]
+    with pytest.raises(ValidationFailed) as caught:
+        whitelist.check_budget(heavy)
+    assert "maxProgramSize" in caught.value.errors["whitelist"]
+    assert len(compiled) < 20  # it stopped as soon as the total was past the budget
+    # and a list that is slow to compile is refused by the time it takes
+    monkeypatch.setattr(whitelist, "COMPILE_BUDGET", 0.0)
+    with pytest.raises(ValidationFailed) as caught:
+        whitelist.check_budget([r"^\+1"])
+    assert "maxCompileTime" in caught.value.errors["whitelist"]

@@ -106,6 +106,11 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX active_calls_by_c2c ON active_calls(account_id, clicktocall_id);
     """,
+    # Counting an account's live click-to-calls (its limit, at every create) from an index
+    # alone, however many soft-deleted ones it has.
+    """
+    CREATE INDEX clicktocalls_by_state ON clicktocalls(account_id, deleted);
+    """,
 ]
 
 
