@@ -44,6 +44,8 @@ class Settings:
     default_page_size: int = 50
     max_page_size: int = 1000
     node: str = field(default_factory=socket.gethostname)
+    # "uvloop" (faster, the default where it is installed) or "asyncio".
+    event_loop: str = "uvloop"
     # This instance among several sharing a database: the same across its restarts, unique
     # among them; its ARI application is `<ari_app>-<instance_id>`. Empty: `<node>-<port>`.
     instance_id: str = ""

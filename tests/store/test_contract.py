@@ -126,3 +126,19 @@ async def test_the_bus_delivers_to_subscribers(store: Store) -> None:
         await store.bus.publish("calls", {"call_id": "x", "state": "bridged"})
         async with asyncio.timeout(5):
             assert await anext(messages) == {"call_id": "x", "state": "bridged"}
+
+
+async def test_an_account_limit_holds_under_concurrent_creates(store: Store) -> None:
+    await _account(store)
+    made = await asyncio.gather(*(
+        store.clicktocalls.insert(ACCOUNT, f"{n:032x}", "{}", "1-x", 0.0, limit=5)
+        for n in range(20)))
+    kept = [doc for doc in made if doc is not None]
+    assert len(kept) == 5
+    # a deleted one makes room for exactly one more
+    await store.clicktocalls.compare_and_swap(ACCOUNT, kept[0], "{}", "2-x", 0.0, delete=True)
+    again = await asyncio.gather(*(
+        store.clicktocalls.insert(ACCOUNT, f"{n:032x}", "{}", "1-x", 0.0, limit=5)
+        for n in range(100, 110)))
+    assert sum(doc is not None for doc in again) == 1
+    assert len(await store.clicktocalls.page(ACCOUNT, None, 100)) == 5

@@ -86,12 +86,13 @@ class ClickToCallStore:
         *, limit: int,
     ) -> StoredDocument | None:
         """Store a new document (`body`, its JSON text) unless the account already has
-        `limit` live ones; None then. The count and the insert are one statement, so
-        concurrent creates cannot pass the limit together."""
+        `limit` live ones; None then. The check and the insert are one statement (the count
+        is the account's, kept by triggers), so concurrent creates cannot pass the limit
+        together."""
         inserted = await self.db.execute(
             "INSERT INTO clicktocalls (account_id, id, doc, rev, revision, created, modified)"
-            " SELECT ?, ?, ?, 1, ?, ?, ? WHERE (SELECT count(*) FROM clicktocalls"
-            " WHERE account_id = ? AND deleted = 0) < ?",
+            " SELECT ?, ?, ?, 1, ?, ?, ?"
+            " WHERE (SELECT live_clicktocalls FROM accounts WHERE id = ?) < ?",
             (account_id, doc_id, body, revision, now, now, account_id, limit),
             batchable=True,
         )
