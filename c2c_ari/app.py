@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from c2c_ari import localasterisk
-from c2c_ari.api import cors, pages, routes, routing
+from c2c_ari import localasterisk, metrics
+from c2c_ari.api import cors, operations, pages, routes, routing
 from c2c_ari.api.context import CONTEXT, ApiContext
 from c2c_ari.api.envelope import NODE_KEY, node_hash
 from c2c_ari.api.errors import kazoo_errors
+from c2c_ari.api.operations import READINESS, Readiness
 from c2c_ari.ari import AriClient
 from c2c_ari.cluster.calls import ClusterCalls
 from c2c_ari.cluster.leases import LeaseKeeper
@@ -47,7 +48,17 @@ def ari_client(settings: Settings, app: str) -> AriClient | None:
         if local is None:
             return None
         url, user, password = local.url, local.user, local.password
-    return AriClient(url, user, password, app)
+    return AriClient(url, user, password, app, on_request=_ari_observer(ASTERISK_NODE))
+
+
+# The Asterisk node's name in metrics and history (several nodes: their names).
+ASTERISK_NODE = "asterisk"
+
+
+def _ari_observer(node: str):  # type: ignore[no-untyped-def]
+    def observe(operation: str, outcome: str, seconds: float) -> None:
+        metrics.ARI_REQUEST.labels(node, operation, outcome).observe(seconds)
+    return observe
 
 
 def build_services(
@@ -83,16 +94,29 @@ def housekeeper(settings: Settings, store: Store) -> Housekeeper:
     )
 
 
+async def _serve_metrics(listen: str, readiness: Readiness) -> web.AppRunner | None:
+    """The separate listener of metrics and health checks, if the settings ask for one."""
+    if not listen:
+        return None
+    host, _, port = listen.rpartition(":")
+    runner = web.AppRunner(operations.metrics_app(readiness), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host.strip("[]") or "127.0.0.1", int(port)).start()
+    return runner
+
+
 def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Application:
     # cors is outermost, so that the Kazoo errors too reach an allowed page.
     app = web.Application(
-        middlewares=[cors.cors, kazoo_errors], client_max_size=settings.max_body_bytes,
+        middlewares=[operations.measure, cors.cors, kazoo_errors],
+        client_max_size=settings.max_body_bytes,
         # Compressed bodies are inflated by api/request.py, never beyond max_body_bytes;
         # aiohttp's own decompression would inflate them before any limit applies.
         handler_args={"auto_decompress": False},
     )
     app.on_response_prepare.append(cors.add_cors_headers)
     app[NODE_KEY] = node_hash(settings.node)
+    readiness = app[READINESS] = Readiness()
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         store = await open_store(settings.database_target,
@@ -102,7 +126,9 @@ def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Appl
                                 settings.ari_app)
         membership = Membership(store.instances, instance)
         await membership.beat()  # alive before any call is placed: nobody reaps them
+        readiness.last_write = lambda: membership.last_beat
         ari = ari_client(settings, instance.app) if placer is None else None
+        readiness.asterisk_configured = ari is not None or placer is not None
         stasis = None
         if ari is not None:
             stasis = StasisApp(
@@ -122,15 +148,22 @@ def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Appl
             stasis.accept_dialplan_calls(services.connect, services.clicktocalls,
                                          services.accounts)
             app[STASIS] = stasis
+            readiness.websockets = stasis.websockets
+            metrics.LIVE.calls_in_flight = stasis.load
+            metrics.LIVE.ari_connected = stasis.websockets
             await stasis.start()
             background.append(Reaper(store.calls, membership, stasis.take_over,
                                      ready=lambda: stasis.events.connected).run())
             background.append(LeaseKeeper(
                 store.leases, f"dialplan-app:{instance.dialplan_app}", instance.boot_id,
                 ttl=DIALPLAN_LEASE_TTL, on_acquired=stasis.attach_dialplan_app,
-                on_lost=stasis.detach_dialplan_app).run())
+                on_lost=stasis.detach_dialplan_app,
+                ready=lambda: stasis.events.connected).run())
         tasks = [asyncio.create_task(job) for job in background]
+        metrics_runner = await _serve_metrics(settings.metrics_listen, readiness)
         yield
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -140,6 +173,7 @@ def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Appl
         await store.close()
 
     app.cleanup_ctx.append(lifecycle)
+    operations.add_routes(app, metrics_token=settings.metrics_token or None)
     routing.add_routes(app, routes.API)
     pages.add_routes(app)  # not API: no envelope, no OpenAPI
     return app

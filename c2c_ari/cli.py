@@ -21,21 +21,20 @@ def _settings(args: argparse.Namespace) -> Settings:
         args.config,
         host=getattr(args, "host", None),
         port=getattr(args, "port", None),
+        log_format=getattr(args, "log_format", None),
         data_dir=args.data_dir,
         database=args.database,
     )
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from c2c_ari import localasterisk
+    from c2c_ari import localasterisk, logs
     from c2c_ari.app import create_app
+    from c2c_ari.logs import AccessLogger
     from c2c_ari.store.sqlite import FileInUse
 
     settings = _settings(args)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logs.configure(settings.log_format)
     local = None
     if args.local_asterisk:
         try:
@@ -52,9 +51,16 @@ def _serve(args: argparse.Namespace) -> int:
         f"console {url}/console/, API docs {url}/v2/docs",
         flush=True,
     )
+    if settings.metrics_listen:
+        print(f"metrics and health checks on http://{settings.metrics_listen}/metrics",
+              flush=True)
+    warning = _no_asterisk_warning(settings)
+    if warning:
+        print(f"c2c-ari: warning: {warning}", file=sys.stderr, flush=True)
     try:
         web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None,
-                    loop=_event_loop(settings.event_loop))
+                    loop=_event_loop(settings.event_loop), access_log_class=AccessLogger,
+                    access_log=logging.getLogger("c2c_ari.access"))
     except FileInUse as exc:
         print(f"c2c-ari: {exc}", file=sys.stderr)
         return 1
@@ -62,6 +68,19 @@ def _serve(args: argparse.Namespace) -> int:
         if local is not None and local.started:
             localasterisk.down()
     return 0
+
+
+def _no_asterisk_warning(settings: Settings) -> str | None:
+    """Why no call could be placed, said at start rather than at the first 503."""
+    from c2c_ari import localasterisk
+
+    if settings.ari_url == "off":
+        return "calls are off (ari_url = off): every connect answers 503"
+    if settings.ari_url == "auto" and localasterisk.read_credentials() is None:
+        return ("no Asterisk is configured: `--local-asterisk` starts the project's own, or "
+                "set C2C_ARI_URL, C2C_ARI_USER and C2C_ARI_PASSWORD; until then every connect "
+                "answers 503 (and /readyz says why)")
+    return None
 
 
 def _event_loop(kind: str) -> asyncio.AbstractEventLoop:
@@ -115,6 +134,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", parents=[common], help="run the REST service")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    serve.add_argument("--log-format", choices=("text", "json"),
+                       help="log lines as text (default) or JSON objects")
     serve.add_argument(
         "--local-asterisk", action="store_true",
         help="build (once) and start the project's local Asterisk 22 and place calls through"

@@ -46,6 +46,8 @@ class Settings:
     node: str = field(default_factory=socket.gethostname)
     # "uvloop" (faster, the default where it is installed) or "asyncio".
     event_loop: str = "uvloop"
+    # "text" or "json" (one object per line, with the request, call and account ids).
+    log_format: str = "text"
     # This instance among several sharing a database: the same across its restarts, unique
     # among them; its ARI application is `<ari_app>-<instance_id>`. Empty: `<node>-<port>`.
     instance_id: str = ""
@@ -68,6 +70,11 @@ class Settings:
     # Proxies whose X-Forwarded-For is believed (addresses or networks, e.g. 10.0.0.0/8):
     # the client address is then the last one in that header that is not such a proxy.
     trusted_proxies: tuple[str, ...] = ()
+    # Operations: where Prometheus metrics (and the health checks) are served apart from
+    # the API, host:port (e.g. 127.0.0.1:9464; empty: not served apart), and a bearer token
+    # that also opens /metrics on the API's port (empty: it is not there).
+    metrics_listen: str = ""
+    metrics_token: str = ""
     # Admission control: at most this many calls being set up (dialling, not yet bridged) at
     # once by this instance; above it connect answers 503 with Retry-After before dialling.
     # 0: no limit.

@@ -41,13 +41,17 @@ def _http(method: str, url: str, data: object = None, token: str | None = None):
 @contextmanager
 def running_service(data_dir: Path, output: list[str] | None = None) -> Iterator[str]:
     """The service on a free port until the block ends; its output (stdout and stderr) is
-    appended to `output` once it has stopped."""
+    appended to `output` once it has stopped. The output goes to a file, not a pipe: a pipe
+    nobody reads would fill up with access log lines and stall the service."""
     port = _free_port()
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--port", str(port), "--data-dir", str(data_dir)],
-        # No Asterisk for these: whatever runs on the machine, no call may be placed.
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "C2C_ARI_URL": "off"},
-    )
+    log_path = data_dir / f"service-{port}.log"
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(
+            [*CLI, "serve", "--port", str(port), "--data-dir", str(data_dir)],
+            # No Asterisk for these: whatever runs on the machine, no call may be placed.
+            stdout=log_file, stderr=subprocess.STDOUT,
+            env={**os.environ, "C2C_ARI_URL": "off"},
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -57,8 +61,7 @@ def running_service(data_dir: Path, output: list[str] | None = None) -> Iterator
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(proc.stdout.read().decode() if proc.stdout else "") \
-                        from None
+                    raise RuntimeError(log_path.read_text(errors="replace")) from None
                 time.sleep(0.1)
         yield url
     finally:
@@ -68,10 +71,8 @@ def running_service(data_dir: Path, output: list[str] | None = None) -> Iterator
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        if proc.stdout:
-            if output is not None:
-                output.append(proc.stdout.read().decode(errors="replace"))
-            proc.stdout.close()
+        if output is not None:
+            output.append(log_path.read_text(errors="replace"))
 
 
 def test_cli_account_and_restart_persistence(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from c2c_ari import logs
 from c2c_ari.api.envelope import AUTH_TOKEN
 from c2c_ari.config import Settings
 from c2c_ari.domain.accounts import Account, AccountService
@@ -83,6 +84,7 @@ async def authenticate(request: web.Request) -> Account:
     account = await context(request).accounts.authenticate(auth_token(request))
     if request.match_info.get("account_id", account.id) != account.id:
         raise NotFound(request.match_info["account_id"])
+    logs.ACCOUNT_ID.set(account.id)
     return account
 
 

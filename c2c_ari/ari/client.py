@@ -114,6 +114,7 @@ class AriClient:
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
+        on_request: Callable[[str, str, float], None] | None = None,
     ) -> None:
         url = URL(base_url.rstrip("/"))
         if url.scheme not in ("http", "https") or not url.host:
@@ -132,6 +133,9 @@ class AriClient:
         self._sleep = sleep
         self._clock = clock
         self._rand = rand
+        # Called after every attempt with (operation, outcome, seconds): "POST
+        # /channels/{id}", the HTTP status or "error", the time it took (for metrics).
+        self._on_request = on_request
         self._session: aiohttp.ClientSession | None = None
 
     # ------------------------------------------------------------------ session
@@ -540,13 +544,17 @@ class AriClient:
         while True:
             failure: Exception
             cause: BaseException | None = None
+            sent = self._clock()
             try:
                 response = await self._send(method, url, query, body)
+                self._observe(method, segments, str(response.status), sent)
             except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+                self._observe(method, segments, "error", sent)
                 # Never reached Asterisk: safe to repeat whatever the call is.
                 failure, cause = AriUnavailable(method, path, _describe(exc)), exc
                 retry = True
             except (aiohttp.ClientError, TimeoutError) as exc:
+                self._observe(method, segments, "error", sent)
                 failure, cause = AriUnavailable(method, path, _describe(exc)), exc
                 retry = idempotent
                 maybe_done = True
@@ -564,6 +572,11 @@ class AriClient:
             log.debug("ARI %s %s: %s; retrying in %.2f s", method, path, failure, delay)
             await self._sleep(delay)
 
+    def _observe(self, method: str, segments: tuple[str, ...], outcome: str,
+                 sent: float) -> None:
+        if self._on_request is not None:
+            self._on_request(operation(method, segments), outcome, self._clock() - sent)
+
     async def _send(
         self, method: str, url: URL, query: dict[str, str], body: JsonDict | None
     ) -> _Response:
@@ -572,6 +585,19 @@ class AriClient:
         ) as response:
             text = await response.text()
             return _Response(response.status, _parse(text, response.content_type))
+
+
+# The path segments that name an ARI operation rather than an object (ids are all others).
+_LITERALS = frozenset({
+    "channels", "bridges", "applications", "asterisk", "playbacks", "info", "create", "ring",
+    "moh", "play", "dial", "variable", "answer", "addChannel", "removeChannel", "move",
+    "continue", "eventFilter",
+})
+
+
+def operation(method: str, segments: tuple[str, ...]) -> str:
+    """The ARI operation a request is, with ids as {id}: `POST /channels/{id}/dial`."""
+    return method + " /" + "/".join(s if s in _LITERALS else "{id}" for s in segments)
 
 
 def _parse(text: str, content_type: str) -> Any:

@@ -19,16 +19,27 @@ class LeaseKeeper:
     out of reach: then this instance must behave as if it had lost it)."""
 
     def __init__(self, store: LeaseStore, name: str, holder: str, *, ttl: float,
-                 on_acquired: Hook, on_lost: Hook) -> None:
+                 on_acquired: Hook, on_lost: Hook,
+                 ready: Callable[[], bool] = lambda: True) -> None:
         self.store = store
         self.name = name
         self.holder = holder
         self.ttl = ttl
         self.on_acquired = on_acquired
         self.on_lost = on_lost
+        # Only an instance able to serve what the lease stands for may hold it (one whose
+        # Asterisk connection is down lets another take it).
+        self.ready = ready
         self.held = False
 
     async def step(self) -> None:
+        if not self.ready():
+            if self.held:
+                self.held = False
+                log.warning("lease %s given up: not ready to serve it", self.name)
+                await self.on_lost()
+                await self.store.release(self.name, self.holder)
+            return
         try:
             holds = await self.store.acquire(self.name, self.holder, self.ttl)
         except Exception:

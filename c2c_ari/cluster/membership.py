@@ -45,6 +45,8 @@ class Membership:
         self.instance = instance
         self.interval = interval
         self.max_age = max_age
+        # When the last heartbeat was written: a database that takes writes (readiness).
+        self.last_beat: float | None = None
 
     @property
     def record(self) -> InstanceRecord:
@@ -53,6 +55,7 @@ class Membership:
 
     async def beat(self) -> None:
         await self.store.heartbeat(self.record)
+        self.last_beat = time.time()
 
     async def live_boots(self) -> set[str]:
         """The boots that beat recently, this one always included."""

@@ -20,11 +20,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from c2c_ari import metrics
 from c2c_ari.domain.accounts import Account, AccountService
 from c2c_ari.domain.clicktocalls import ClickToCallService
 from c2c_ari.domain.contact import normalize_contact
 from c2c_ari.domain.errors import (
     CallsUnavailable,
+    DomainError,
     Forbidden,
     NotFound,
     Throttled,
@@ -32,6 +34,7 @@ from c2c_ari.domain.errors import (
     ValidationFailed,
 )
 from c2c_ari.domain.origins import origin_allowed
+from c2c_ari.domain.whitelist import WHITELIST_MESSAGE
 from c2c_ari.domain.whitelist import check as check_whitelist
 from c2c_ari.store import ThrottleStore
 
@@ -167,6 +170,16 @@ class ConnectService:
     ) -> ConnectResult:
         """Place a call for `c2c_id` of `account_id`. `authenticated` is the account of the
         caller's token (already matched to `account_id`), None for an anonymous caller."""
+        try:
+            return await self._connect(account_id, c2c_id, request, authenticated)
+        except DomainError as refused:
+            metrics.CONNECT_REFUSED.labels(refusal_reason(refused)).inc()
+            raise
+
+    async def _connect(
+        self, account_id: str, c2c_id: str, request: ConnectRequest,
+        authenticated: Account | None,
+    ) -> ConnectResult:
         if authenticated is None:
             account, doc = await self._public(account_id, c2c_id, request)
         else:
@@ -229,6 +242,27 @@ class ConnectService:
         retry_after = await self.throttle.hit(bucket, key, limit, WINDOW)
         if retry_after is not None:
             raise Throttled(max(1.0, math.ceil(retry_after)))
+
+
+def refusal_reason(refused: DomainError) -> str:
+    """A refused connect's reason, as metrics count it."""
+    match refused:
+        case Throttled():
+            return "throttle"
+        case CallsUnavailable() if refused.retry_after is not None:
+            return "admission"
+        case CallsUnavailable():
+            return "no_asterisk"
+        case Forbidden():
+            return "origin"
+        case Unauthorized():
+            return "unauthorized"
+        case NotFound():
+            return "not_found"
+        case ValidationFailed() if refused.message == WHITELIST_MESSAGE:
+            return "whitelist"
+        case _:
+            return "invalid"
 
 
 def _refuse_overrides(stored: dict[str, str], given: dict[str, str]) -> None:

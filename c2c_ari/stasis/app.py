@@ -16,6 +16,7 @@ import logging
 import time
 from typing import Any
 
+from c2c_ari import logs, metrics
 from c2c_ari.ari import AriClient, AriEvents, AriException
 from c2c_ari.domain.accounts import AccountService
 from c2c_ari.domain.clicktocalls import ClickToCallService
@@ -46,12 +47,15 @@ class StasisApp:
         max_calls_in_setup: int = 0,
         owner: str = "",
         dialplan_app: str | None = None,
+        node: str = "asterisk",
     ) -> None:
         self.ari = ari
         self.recorder = recorder
         # This process's boot id: the owner recorded with every call it runs.
         self.owner = owner
         self.dialplan_app = dialplan_app
+        # The Asterisk node this application runs its calls on (its name, for metrics).
+        self.node = node
         self._dialplan_events: AriEvents | None = None
         self.extension_endpoint = extension_endpoint
         self.contact_endpoint = contact_endpoint
@@ -166,13 +170,40 @@ class StasisApp:
         # of the answer to this connect, which the caller waits for less than for the call.
         await asyncio.sleep(0)
 
+    async def _finished(self, call: Call | None, item: dict[str, Any],
+                        active: ActiveCall | None = None) -> None:
+        """Record a call's final item, once, and count it."""
+        active = active or self._active(call, item)  # type: ignore[arg-type]
+        if await self.recorder.finished(active):
+            metrics.CALLS.labels(item.get("result", "error"), item.get("cause", ""),
+                                 item.get("trigger", "api"), self.node).inc()
+
+    def load(self) -> dict[str, int]:
+        """Calls this instance runs, by state (for metrics)."""
+        setting_up = self._in_setup
+        return {"setup": setting_up, "bridged": max(0, len(self.calls) - setting_up)}
+
+    def websockets(self) -> dict[tuple[str, str], bool]:
+        """Whether each events websocket is up (for metrics and readiness)."""
+        out = {(self.node, self.events.app): self.events.connected}
+        if self._dialplan_events is not None:
+            out[(self.node, self._dialplan_events.app)] = self._dialplan_events.connected
+        return out
+
     async def _bridged(self, call: Call) -> None:
         self._in_setup -= 1
         await self.recorder.bridged(self._active(call, call.provisional_item(), bridged=True))
 
     async def _run(self, call: Call, adopted: dict[str, Any] | None = None) -> dict[str, Any]:
+        # The call's task has a context of its own: every line it logs names the call.
+        logs.CALL_ID.set(call.plan.call_id)
+        logs.ACCOUNT_ID.set(call.plan.account_id)
         # The call stays registered until its item is final, so that its status can always
         # be read: live from here, or ended from history.
+        plan = call.plan
+        if adopted is None:
+            log.info("call %s: %s first, to contact %s and extension %s", plan.call_id,
+                     plan.first.role, plan.contact, plan.extension)
         try:
             try:
                 item = await call.run(adopted=adopted)
@@ -180,8 +211,11 @@ class StasisApp:
                 log.exception("call %s: no outcome", call.plan.call_id)
                 item = {**call.provisional_item(), "result": "error",
                         "cause": "INTERNAL_ERROR"}
-            await asyncio.shield(self.recorder.finished(self._active(call, item)))
+            await asyncio.shield(self._finished(call, item))
             call.settle(item)
+            log.info("call %s ended: %s%s", plan.call_id, item.get("result"),
+                     f", {item['cause']} ({item.get('failed_leg')} leg)"
+                     if item.get("cause") else f", talked {item.get('talk_duration', 0)} s")
         finally:
             if call.outcome.answered is None:
                 self._in_setup -= 1  # never bridged: its setup ended here
@@ -235,7 +269,8 @@ class StasisApp:
                     await self.ari.hangup(resource)
         # The outcome was never seen: the service that ran it stopped without recording it.
         item = cut_short(active.item, "SERVICE_RESTART", time.time())
-        await self.recorder.finished(dataclasses.replace(active, item=item, owner=self.owner))
+        await self._finished(None, item, dataclasses.replace(active, item=item,
+                                                              owner=self.owner))
 
     async def _adopt(self, active: ActiveCall) -> bool:
         """Move the call's channels into this instance's application and follow it; False
@@ -314,6 +349,10 @@ class StasisApp:
     # ------------------------------------------------------------------ re-sync
 
     async def _resync(self) -> None:
+        metrics.ARI_RECONNECTS.labels(self.node, self.events.app).inc()
+        await self._resync_state()
+
+    async def _resync_state(self) -> None:
         """After every (re)connect: calls whose channels vanished meanwhile end, and channels
         and bridges of ours that no call knows are removed. "Ours" is what is in this
         instance's application, and bridges of calls that no instance has in flight: the

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from c2c_ari import metrics
 from c2c_ari.ari import AriClient, AriException
 from c2c_ari.domain.history import cause_name, gregorian, history_item
 from c2c_ari.domain.ids import GREGORIAN_OFFSET
@@ -212,6 +213,7 @@ class Call:
             await self._bridge(second)
         self.state = State.BRIDGED
         self.outcome.answered = time.time()
+        metrics.CALL_SETUP.observe(self.outcome.answered - self.outcome.started)
         self._publish()
         # Durable before anyone is told (a blocking connect answers with it): from here
         # on the call is listed in history.
@@ -243,6 +245,8 @@ class Call:
             timeout=self.plan.timeout,
             variables=leg.variables,
         )
+        if leg is self.plan.first:
+            metrics.CALL_FIRST_DIAL.observe(time.time() - self.outcome.started)
 
     async def _create_and_dial(self, leg: Leg) -> None:
         self._live.add(leg.channel_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
+
+from c2c_ari import metrics
 
 _T = TypeVar("_T")
 
@@ -296,7 +299,9 @@ class Database:
                 conn = self._writer_conn
                 if conn is None:
                     raise RuntimeError("database is not open")
+                started = time.perf_counter()
                 outcomes = await self._in_writer(_commit, conn, batch)
+                metrics.DB_WRITE.labels("sqlite").observe(time.perf_counter() - started)
             except Exception as exc:  # the transaction failed: every waiting caller hears it
                 outcomes = [exc] * len(batch)
             for write, outcome in zip(batch, outcomes, strict=True):

@@ -1,0 +1,81 @@
+"""Prometheus metrics of the service (prometheus-client), in one registry of its own.
+
+Counters and histograms are process-wide (one service process, one set of series); the
+gauges of calls in flight and of ARI connections are read from their owners when scraped.
+Labels only ever take bounded values: route templates (not paths), ARI operation templates,
+result and cause names, node names from the settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# Calls: from a few hundred milliseconds (an extension that answers at once) to the longest
+# ring time a click-to-call allows (600 s).
+_SETUP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
+_FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+CALLS = Counter(
+    "c2c_calls", "Calls by outcome, once their history item is final.",
+    ["result", "cause", "trigger", "node"], registry=REGISTRY)
+CALL_SETUP = Histogram(
+    "c2c_call_setup_seconds", "From connect to both legs bridged.",
+    buckets=_SETUP_BUCKETS, registry=REGISTRY)
+CALL_FIRST_DIAL = Histogram(
+    "c2c_call_first_dial_seconds",
+    "From connect to Asterisk accepting the first leg's originate (its INVITE goes out).",
+    buckets=_FAST_BUCKETS, registry=REGISTRY)
+CONNECT_REFUSED = Counter(
+    "c2c_connect_refused", "Connects refused before anything was dialled, by reason.",
+    ["reason"], registry=REGISTRY)
+ARI_REQUEST = Histogram(
+    "c2c_ari_request_seconds", "ARI requests by operation and outcome (HTTP status).",
+    ["node", "operation", "status"], buckets=_FAST_BUCKETS, registry=REGISTRY)
+ARI_RECONNECTS = Counter(
+    "c2c_ari_websocket_connects", "Events websocket connections made (reconnects included).",
+    ["node", "app"], registry=REGISTRY)
+HTTP_REQUESTS = Histogram(
+    "c2c_http_request_seconds", "HTTP requests by route template, method and status.",
+    ["route", "method", "status"], buckets=_FAST_BUCKETS, registry=REGISTRY)
+DB_WRITE = Histogram(
+    "c2c_db_write_seconds", "Database write transactions (a group commit counts once).",
+    ["backend"], buckets=_FAST_BUCKETS, registry=REGISTRY)
+UP = Gauge("c2c_up", "1 while the service runs.", registry=REGISTRY)
+UP.set(1)
+
+
+class LiveGauges(Collector):
+    """Gauges read from their owners at scrape time: calls in flight by state, and whether
+    each ARI events websocket is up."""
+
+    def __init__(self) -> None:
+        self.calls_in_flight: Callable[[], dict[str, int]] | None = None
+        self.ari_connected: Callable[[], dict[tuple[str, str], bool]] | None = None
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        calls = GaugeMetricFamily("c2c_calls_in_flight",
+                                  "Calls this instance runs, by state.", labels=["state"])
+        for state, count in (self.calls_in_flight() if self.calls_in_flight else {}).items():
+            calls.add_metric([state], count)
+        yield calls
+        connected = GaugeMetricFamily(
+            "c2c_ari_websocket_up", "1 while an ARI events websocket is connected.",
+            labels=["node", "app"])
+        for (node, app), up in (self.ari_connected() if self.ari_connected else {}).items():
+            connected.add_metric([node, app], 1.0 if up else 0.0)
+        yield connected
+
+
+LIVE = LiveGauges()
+REGISTRY.register(LIVE)
+
+
+def exposition() -> bytes:
+    """The registry in Prometheus' text format."""
+    return generate_latest(REGISTRY)
