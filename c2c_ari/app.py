@@ -37,21 +37,24 @@ STASIS: web.AppKey[StasisApp] = web.AppKey("stasis", StasisApp)
 DIALPLAN_LEASE_TTL = 3.0
 
 
-def ari_client(settings: Settings, app: str) -> AriClient | None:
-    """The ARI client the settings ask for, its calls in application `app`; None when calls
-    are off or no Asterisk is known."""
-    url, user, password = settings.ari_url, settings.ari_user, settings.ari_password
-    if url == "off":
-        return None
-    if url == "auto":
-        local = localasterisk.read_credentials()
-        if local is None:
-            return None
-        url, user, password = local.url, local.user, local.password
-    return AriClient(url, user, password, app, on_request=_ari_observer(ASTERISK_NODE))
+def ari_nodes(settings: Settings, app: str) -> dict[str, AriClient]:
+    """An ARI client per Asterisk node the settings name, each in application `app`; none
+    when calls are off or no Asterisk is known."""
+    if settings.nodes:
+        targets = [(node.name, node.url, node.user or settings.ari_user,
+                    node.password or settings.ari_password) for node in settings.nodes]
+    elif settings.ari_url == "off":
+        targets = []
+    elif settings.ari_url == "auto":
+        targets = [(local.name or f"node{local.node}", local.url, local.user, local.password)
+                   for local in localasterisk.read_nodes()]
+    else:
+        targets = [(ASTERISK_NODE, settings.ari_url, settings.ari_user, settings.ari_password)]
+    return {name: AriClient(url, user, password, app, on_request=_ari_observer(name))
+            for name, url, user, password in targets}
 
 
-# The Asterisk node's name in metrics and history (several nodes: their names).
+# The Asterisk node's name when the settings give one ARI URL.
 ASTERISK_NODE = "asterisk"
 
 
@@ -127,12 +130,12 @@ def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Appl
         membership = Membership(store.instances, instance)
         await membership.beat()  # alive before any call is placed: nobody reaps them
         readiness.last_write = lambda: membership.last_beat
-        ari = ari_client(settings, instance.app) if placer is None else None
-        readiness.asterisk_configured = ari is not None or placer is not None
+        nodes = ari_nodes(settings, instance.app) if placer is None else {}
+        readiness.asterisk_configured = bool(nodes) or placer is not None
         stasis = None
-        if ari is not None:
+        if nodes:
             stasis = StasisApp(
-                ari, HistoryRecorder(store.calls),
+                nodes, HistoryRecorder(store.calls),
                 extension_endpoint=settings.extension_endpoint,
                 contact_endpoint=settings.contact_endpoint,
                 contact_uri_endpoint=settings.contact_uri_endpoint,
@@ -153,12 +156,12 @@ def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Appl
             metrics.LIVE.ari_connected = stasis.websockets
             await stasis.start()
             background.append(Reaper(store.calls, membership, stasis.take_over,
-                                     ready=lambda: stasis.events.connected).run())
+                                     ready=lambda: stasis.connected).run())
             background.append(LeaseKeeper(
                 store.leases, f"dialplan-app:{instance.dialplan_app}", instance.boot_id,
                 ttl=DIALPLAN_LEASE_TTL, on_acquired=stasis.attach_dialplan_app,
                 on_lost=stasis.detach_dialplan_app,
-                ready=lambda: stasis.events.connected).run())
+                ready=lambda: stasis.connected).run())
         tasks = [asyncio.create_task(job) for job in background]
         metrics_runner = await _serve_metrics(settings.metrics_listen, readiness)
         yield

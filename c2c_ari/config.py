@@ -9,12 +9,14 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 ENV_PREFIX = "C2C_ARI_"
 # The TOML table of the local Asterisk's settings (`c2c-ari asterisk ...`).
@@ -29,6 +31,49 @@ def env_name(setting: str) -> str:
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "c2c-ari"
+
+
+@dataclass(frozen=True)
+class AsteriskNode:
+    """One Asterisk the service places calls on: a name (in history, status and metrics)
+    and how to reach its ARI."""
+
+    name: str
+    url: str
+    user: str = ""
+    password: str = ""
+
+
+_NODE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def parse_nodes(value: Any) -> tuple[AsteriskNode, ...]:
+    """Nodes from TOML (a list of tables: name, url, user, password) or from the environment
+    (`name=http://user:password@host:8088,name2=...`)."""
+    if isinstance(value, str):
+        entries: list[dict[str, str]] = []
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            name, sep, url = part.partition("=")
+            if not sep:
+                raise ValueError(f"a node is name=url: {part!r}")
+            parsed = urlsplit(url.strip())
+            user, password = parsed.username or "", parsed.password or ""
+            netloc = parsed.hostname or ""
+            if parsed.port:
+                netloc += f":{parsed.port}"
+            entries.append({"name": name.strip(), "user": unquote(user),
+                            "password": unquote(password),
+                            "url": urlunsplit((parsed.scheme, netloc, parsed.path, "", ""))})
+    else:
+        entries = [dict(entry) for entry in value]
+    nodes = tuple(AsteriskNode(**{k: str(v) for k, v in entry.items()}) for entry in entries)
+    names = [node.name for node in nodes]
+    if len(set(names)) != len(names) or not all(_NODE_NAME.fullmatch(n) for n in names):
+        raise ValueError("node names must be unique, 1 to 64 of A-Z a-z 0-9 . _ -")
+    for node in nodes:
+        if not node.url.startswith(("http://", "https://")):
+            raise ValueError(f"node {node.name}: its url must be http(s)://host:port")
+    return nodes
 
 
 @dataclass(frozen=True)
@@ -58,6 +103,11 @@ class Settings:
     ari_user: str = "c2c"
     ari_password: str = ""
     ari_app: str = "c2c-ari"
+    # Several Asterisk nodes (each call is placed on the healthy one with the fewest calls in
+    # flight): TOML `[[nodes]]` tables with name, url, user, password, or the environment's
+    # `name=http://user:password@host:8088,...`. Empty: one node, from ari_url above (with
+    # `auto`, every running local node).
+    nodes: tuple[AsteriskNode, ...] = ()
     # Dial strings of the two legs; the values put in have passed strict character checks.
     extension_endpoint: str = "PJSIP/{extension}"
     contact_endpoint: str = "PJSIP/{contact}@trunk"
@@ -147,6 +197,8 @@ def _coerce(name: str, value: Any, of: type = Settings) -> Any:
             return float(value)
         if kind in ("Path", "Path | None"):
             return Path(value).expanduser()
+        if kind == "tuple[AsteriskNode, ...]":
+            return parse_nodes(value)
         if kind == "tuple[str, ...]":
             items = value.split(",") if isinstance(value, str) else list(value)
             out = tuple(str(item).strip() for item in items if str(item).strip())

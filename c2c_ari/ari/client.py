@@ -183,6 +183,19 @@ class AriClient:
 
     # ------------------------------------------------------------------ asterisk
 
+    async def ping(self, within: float = 2.0) -> bool:
+        """`GET /asterisk/ping`, once and within `within` seconds, no retries: whether
+        Asterisk answers at all (a health probe)."""
+        sent = self._clock()
+        try:
+            async with asyncio.timeout(within):
+                response = await self._send("GET", self._url("asterisk", "ping"), {}, None)
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            self._observe("GET", ("asterisk", "ping"), "error", sent)
+            return False
+        self._observe("GET", ("asterisk", "ping"), str(response.status), sent)
+        return response.status == 200
+
     async def asterisk_info(self) -> JsonDict:
         """`GET /asterisk/info`: build, system, config and status of Asterisk."""
         return (await self._request("GET", ("asterisk", "info"), idempotent=True)).body
@@ -203,13 +216,15 @@ class AriClient:
         originator: str | None = None,
         other_channel_id: str | None = None,
         formats: str | None = None,
+        retry_deadline: float | None = None,
     ) -> JsonDict:
         """`POST /channels`: call `endpoint` and hand the answered channel to Stasis `app`.
 
         `channel_id` is required so that a retry after a lost answer cannot place a second call
         (see the module docstring). `timeout` is in seconds (Asterisk's default 30, -1 none).
         `variables` are set on the channel before it dials, e.g.
-        `{"PJSIP_HEADER(add,X-Foo)": "bar"}`.
+        `{"PJSIP_HEADER(add,X-Foo)": "bar"}`. `retry_deadline` overrides the client's for this
+        request (short, when another Asterisk could take the call instead).
         """
         params = {
             "endpoint": endpoint,
@@ -222,7 +237,8 @@ class AriClient:
             "originator": originator,
             "formats": formats,
         }
-        return await self._new_channel(("channels",), params, channel_id, variables)
+        return await self._new_channel(("channels",), params, channel_id, variables,
+                                       retry_deadline)
 
     async def create_channel(
         self,
@@ -253,7 +269,7 @@ class AriClient:
 
     async def _new_channel(
         self, path: tuple[str, ...], params: dict[str, Any], channel_id: str,
-        variables: Mapping[str, str] | None,
+        variables: Mapping[str, str] | None, retry_deadline: float | None = None,
     ) -> JsonDict:
         """POST a new channel with our own id. A repeat after a lost answer that finds the id
         taken (409) returns the channel the first attempt made."""
@@ -261,6 +277,7 @@ class AriClient:
         body = {"variables": dict(variables)} if variables else None
         response = await self._request(
             "POST", path, params=params, body=body, idempotent=True, resolve_conflict=True,
+            retry_deadline=retry_deadline,
         )
         if response.status == 409:
             return await self._created_channel(channel_id)
@@ -529,6 +546,7 @@ class AriClient:
         idempotent: bool = False,
         accept: tuple[int, ...] = (),
         resolve_conflict: bool = False,
+        retry_deadline: float | None = None,
     ) -> _Response:
         """One ARI call with the retry rules of the module docstring.
 
@@ -551,7 +569,8 @@ class AriClient:
             except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
                 self._observe(method, segments, "error", sent)
                 # Never reached Asterisk: safe to repeat whatever the call is.
-                failure, cause = AriUnavailable(method, path, _describe(exc)), exc
+                failure = AriUnavailable(method, path, _describe(exc), reached=maybe_done)
+                cause = exc
                 retry = True
             except (aiohttp.ClientError, TimeoutError) as exc:
                 self._observe(method, segments, "error", sent)
@@ -567,7 +586,8 @@ class AriClient:
                 failure = AriError(status, method, path, response.body)
                 retry = status == 503
             delay = backoff.next()
-            if not retry or self._clock() + delay - started > self.retry_deadline:
+            deadline = self.retry_deadline if retry_deadline is None else retry_deadline
+            if not retry or self._clock() + delay - started > deadline:
                 raise failure from cause
             log.debug("ARI %s %s: %s; retrying in %.2f s", method, path, failure, delay)
             await self._sleep(delay)
@@ -589,7 +609,8 @@ class AriClient:
 
 # The path segments that name an ARI operation rather than an object (ids are all others).
 _LITERALS = frozenset({
-    "channels", "bridges", "applications", "asterisk", "playbacks", "info", "create", "ring",
+    "channels", "bridges", "applications", "asterisk", "playbacks", "info", "ping", "create",
+    "ring",
     "moh", "play", "dial", "variable", "answer", "addChannel", "removeChannel", "move",
     "continue", "eventFilter",
 })

@@ -39,8 +39,11 @@ class AriUnavailable(AriException):
     Raised once the retry deadline (if the call is retried at all) has passed.
     """
 
-    def __init__(self, method: str, path: str, reason: str) -> None:
+    def __init__(self, method: str, path: str, reason: str, *, reached: bool = True) -> None:
         self.method = method
         self.path = path
         self.reason = reason
+        # False when no attempt ever reached Asterisk (refused connections): then nothing
+        # was done, and the request may go to another Asterisk.
+        self.reached = reached
         super().__init__(f"ARI unavailable for {method} {path}: {reason}")

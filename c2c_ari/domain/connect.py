@@ -58,6 +58,8 @@ class ConnectRequest:
     # number of the phone behind it.
     incoming_channel: str | None = None
     incoming_caller: str | None = None
+    # ...and the Asterisk node it is on (the call must stay there).
+    incoming_node: str | None = None
 
 
 # Query parameters that steer connect itself; any other becomes a custom application var
@@ -109,6 +111,7 @@ class ConnectAttempt:
     trigger: str = "api"
     incoming_channel: str | None = None
     incoming_caller: str | None = None
+    incoming_node: str | None = None
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,7 @@ class ConnectService:
                 trigger=request.trigger,
                 incoming_channel=request.incoming_channel,
                 incoming_caller=request.incoming_caller,
+                incoming_node=request.incoming_node,
             )
         )
 

@@ -52,6 +52,10 @@ class HistoryRecorder:
     async def unfinished(self) -> list[ActiveCall]:
         return await self.active.all()
 
+    async def load_by_node(self) -> dict[str, int]:
+        """Calls in flight on each Asterisk node, across all instances."""
+        return await self.active.count_by_node()
+
 
 def history_item(
     *,

@@ -2,10 +2,11 @@
 outcome, takes over the calls of gone instances, and keeps Asterisk and its own memory in
 agreement after reconnects and restarts.
 
-Each instance has an ARI application of its own (`ari.app`), so the events of its calls come
-to it and to no other instance; calls that phones start enter the shared dialplan
-application, whose events this instance reads only while it holds that name's lease
-(`attach_dialplan_app`)."""
+Each instance has an ARI application of its own, so the events of its calls come to it and to
+no other instance; calls that phones start enter the shared dialplan application, whose
+events this instance reads only while it holds that name's lease (`attach_dialplan_app`).
+It reaches every Asterisk node (stasis/nodes.py) and places each new call on the fit one with
+the fewest calls in flight across all instances."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import random
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from c2c_ari import logs, metrics
@@ -24,7 +27,16 @@ from c2c_ari.domain.connect import ConnectAttempt, ConnectRequest, ConnectResult
 from c2c_ari.domain.errors import CallsUnavailable, DomainError, NotFound
 from c2c_ari.domain.history import HistoryRecorder, cut_short
 from c2c_ari.domain.plan import adopted_plan, build_plan
-from c2c_ari.stasis.call import EVENT_TYPES, Call, CallOrigin, ChannelLost, HangUp, Stop
+from c2c_ari.stasis.call import (
+    EVENT_TYPES,
+    Call,
+    CallOrigin,
+    ChannelLost,
+    Fallback,
+    HangUp,
+    Stop,
+)
+from c2c_ari.stasis.nodes import Node
 from c2c_ari.stasis.registry import CallRegistry
 from c2c_ari.store import ActiveCall
 
@@ -38,7 +50,7 @@ PREFIX = "c2c-"
 class StasisApp:
     def __init__(
         self,
-        ari: AriClient,
+        nodes: Mapping[str, AriClient] | AriClient,
         recorder: HistoryRecorder,
         *,
         extension_endpoint: str,
@@ -47,16 +59,21 @@ class StasisApp:
         max_calls_in_setup: int = 0,
         owner: str = "",
         dialplan_app: str | None = None,
-        node: str = "asterisk",
     ) -> None:
-        self.ari = ari
+        """`nodes`: the ARI client of each Asterisk node by name (one client alone is one node
+        called "asterisk"), each in this instance's own application."""
+        if not isinstance(nodes, Mapping):
+            nodes = {"asterisk": nodes}
         self.recorder = recorder
         # This process's boot id: the owner recorded with every call it runs.
         self.owner = owner
         self.dialplan_app = dialplan_app
-        # The Asterisk node this application runs its calls on (its name, for metrics).
-        self.node = node
-        self._dialplan_events: AriEvents | None = None
+        self.nodes = {
+            name: Node(name, client, on_event=self._on_event, on_connected=self._resync,
+                       on_lost=self._node_lost, event_types=EVENT_TYPES,
+                       dialplan_app=dialplan_app)
+            for name, client in nodes.items()
+        }
         self.extension_endpoint = extension_endpoint
         self.contact_endpoint = contact_endpoint
         self.contact_uri_endpoint = contact_uri_endpoint
@@ -64,12 +81,30 @@ class StasisApp:
         # limit). Bridged calls cost the service almost nothing; setup is where it works.
         self.max_calls_in_setup = max_calls_in_setup
         self._in_setup = 0
-        self.events = AriEvents(ari, self._on_event, on_connected=self._resync,
-                                event_types=EVENT_TYPES)
         # Calls in flight, each with the task that runs it to its history item.
         self.calls = CallRegistry()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._dialplan: tuple[ConnectService, ClickToCallService, AccountService] | None = None
+
+    @property
+    def events(self) -> AriEvents:
+        """The first node's events websocket (with one node, the only one)."""
+        return next(iter(self.nodes.values())).events
+
+    @property
+    def connected(self) -> bool:
+        """At least one node's events websocket is up."""
+        return any(node.up for node in self.nodes.values())
+
+    async def wait_connected(self) -> None:
+        """Until a node's events websocket is up (bound it with asyncio.timeout)."""
+        waits = [asyncio.ensure_future(node.events.wait_connected())
+                 for node in self.nodes.values()]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     def accept_dialplan_calls(
         self, connect: ConnectService, clicktocalls: ClickToCallService, accounts: AccountService
@@ -79,7 +114,8 @@ class StasisApp:
         self._dialplan = (connect, clicktocalls, accounts)
 
     async def start(self) -> None:
-        await self.events.start()
+        for node in self.nodes.values():
+            await node.start()
 
     async def stop(self, grace: float = 10.0) -> None:
         """Graceful stop: calls in flight are hung up and recorded (cause SERVICE_STOPPED).
@@ -94,28 +130,36 @@ class StasisApp:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
-        await self.detach_dialplan_app()
-        await self.events.stop()
-        await self.ari.close()
+        for node in self.nodes.values():
+            await node.stop()
 
     async def attach_dialplan_app(self) -> None:
-        """Read the shared dialplan application's events too (this instance holds its
-        lease): calls that phones start come here from now on."""
-        if self.dialplan_app is None or self._dialplan_events is not None:
-            return
-        self._dialplan_events = AriEvents(self.ari, self._on_event, app=self.dialplan_app,
-                                          event_types=EVENT_TYPES)
-        await self._dialplan_events.start()
+        """Read the shared dialplan application's events on every node (this instance holds
+        its lease): calls that phones start come here from now on."""
+        for node in self.nodes.values():
+            await node.attach_dialplan_app()
 
     async def detach_dialplan_app(self) -> None:
-        events, self._dialplan_events = self._dialplan_events, None
-        if events is not None:
-            await events.stop()
+        for node in self.nodes.values():
+            await node.detach_dialplan_app()
 
     # ------------------------------------------------------------------ CallPlacer
 
+    async def _placement(self, attempt: ConnectAttempt) -> list[Node]:
+        """The nodes to try, best first: the node a phone's call came in on, or the fit nodes
+        by their calls in flight across all instances (ties broken at random, so that
+        instances placing at the same moment spread)."""
+        if attempt.incoming_node is not None:
+            node = self.nodes.get(attempt.incoming_node)
+            return [node] if node is not None and node.up else []
+        fit = [node for node in self.nodes.values() if node.available]
+        if len(fit) > 1:
+            load = await self.recorder.load_by_node()
+            fit.sort(key=lambda node: (load.get(node.name, 0), random.random()))
+        return fit
+
     async def place(self, attempt: ConnectAttempt) -> ConnectResult:
-        if not self.events.connected:
+        if not self.connected:
             raise CallsUnavailable("calls cannot be placed: Asterisk (ARI) is not connected")
         if self.max_calls_in_setup and self._in_setup >= self.max_calls_in_setup:
             # Refused before anything is dialled: a call accepted now would wait behind the
@@ -124,6 +168,10 @@ class StasisApp:
             raise CallsUnavailable(
                 f"too many calls being set up ({self._in_setup}): try again shortly",
                 retry_after=1)
+        nodes = await self._placement(attempt)
+        if not nodes:
+            raise CallsUnavailable("calls cannot be placed: no Asterisk node is fit for one",
+                                   retry_after=1)
         plan = build_plan(
             account_id=attempt.account.id,
             clicktocall=attempt.clicktocall,
@@ -141,10 +189,13 @@ class StasisApp:
                                                 channel_id=attempt.incoming_channel),
                 second=plan.leg("contact"),
             )
+        first, *others = nodes
         call = Call(
-            plan, self.ari, incoming_channel=attempt.incoming_channel,
+            plan, first.ari, incoming_channel=attempt.incoming_channel,
             origin=CallOrigin(client_ip=attempt.client_ip, authenticated=attempt.authenticated,
                               trigger=attempt.trigger),
+            node=first.name, node_up=lambda: first.up,
+            fallbacks=[Fallback(n.name, n.ari, _up_of(n)) for n in others],
         )
         await self._launch(call)
         if attempt.blocking:
@@ -153,6 +204,8 @@ class StasisApp:
 
     async def _launch(self, call: Call) -> None:
         call.on_bridged = self._bridged
+        call.on_moved = self._moved
+        call.on_node_failed = lambda name: self.nodes[name].failed()
         self._in_setup += 1
         try:
             # Durable before the call can exist in Asterisk: a crash from here on leaves a
@@ -176,7 +229,7 @@ class StasisApp:
         active = active or self._active(call, item)  # type: ignore[arg-type]
         if await self.recorder.finished(active):
             metrics.CALLS.labels(item.get("result", "error"), item.get("cause", ""),
-                                 item.get("trigger", "api"), self.node).inc()
+                                 item.get("trigger", "api"), active.node).inc()
 
     def load(self) -> dict[str, int]:
         """Calls this instance runs, by state (for metrics)."""
@@ -184,11 +237,15 @@ class StasisApp:
         return {"setup": setting_up, "bridged": max(0, len(self.calls) - setting_up)}
 
     def websockets(self) -> dict[tuple[str, str], bool]:
-        """Whether each events websocket is up (for metrics and readiness)."""
-        out = {(self.node, self.events.app): self.events.connected}
-        if self._dialplan_events is not None:
-            out[(self.node, self._dialplan_events.app)] = self._dialplan_events.connected
+        """Whether each events websocket is up, by node and application (for metrics and
+        readiness)."""
+        out: dict[tuple[str, str], bool] = {}
+        for node in self.nodes.values():
+            out.update(node.websockets())
         return out
+
+    async def _moved(self, call: Call) -> None:
+        await self.recorder.started(self._active(call, call.provisional_item()))
 
     async def _bridged(self, call: Call) -> None:
         self._in_setup -= 1
@@ -247,7 +304,7 @@ class StasisApp:
     def _active(self, call: Call, item: dict[str, Any], *, bridged: bool = False
                 ) -> ActiveCall:
         return ActiveCall(call.plan.call_id, call.plan.account_id, call.plan.clicktocall_id,
-                          item, call.resources(), bridged, owner=self.owner)
+                          item, call.resources(), bridged, owner=self.owner, node=call.node)
 
     # ------------------------------------------------------------------ taking over
 
@@ -255,49 +312,51 @@ class StasisApp:
         """A call of a gone instance, now this one's (claimed in the store): a bridged call
         is adopted and followed to its end; one still being set up is hung up and recorded.
         Either way it gets exactly one final item."""
-        if active.bridged and self.events.connected and len(active.resources) == 3:
-            try:
-                if await self._adopt(active):
+        node = self.nodes.get(active.node) if active.node else next(iter(self.nodes.values()))
+        if node is not None and node.up:
+            if active.bridged and len(active.resources) == 3:
+                try:
+                    await self._adopt(active, node)
                     return
-            except Exception:
-                log.exception("call %s: adopting it failed", active.call_id)
-        for resource in active.resources:
-            with contextlib.suppress(AriException):
-                if resource.endswith("-bridge"):
-                    await self.ari.destroy_bridge(resource)
-                else:
-                    await self.ari.hangup(resource)
+                except Exception:
+                    log.exception("call %s: adopting it failed", active.call_id)
+            for resource in active.resources:
+                with contextlib.suppress(AriException):
+                    if resource.endswith("-bridge"):
+                        await node.ari.destroy_bridge(resource)
+                    else:
+                        await node.ari.hangup(resource)
         # The outcome was never seen: the service that ran it stopped without recording it.
         item = cut_short(active.item, "SERVICE_RESTART", time.time())
         await self._finished(None, item, dataclasses.replace(active, item=item,
                                                               owner=self.owner))
 
-    async def _adopt(self, active: ActiveCall) -> bool:
-        """Move the call's channels into this instance's application and follow it; False
-        when a leg is gone already (then it is recorded as cut short)."""
+    async def _adopt(self, active: ActiveCall, node: Node) -> None:
+        """Move the call's channels into this instance's application and follow it (a leg
+        that is gone already ends it, recorded as lost)."""
         plan = adopted_plan(call_id=active.call_id, account_id=active.account_id,
                             clicktocall_id=active.clicktocall_id, item=active.item,
                             resources=active.resources)
         item = active.item
-        call = Call(plan, self.ari, origin=CallOrigin(
+        call = Call(plan, node.ari, origin=CallOrigin(
             client_ip=item.get("client_ip"), authenticated=item.get("authenticated", True),
-            trigger=item.get("trigger", "api")))
+            trigger=item.get("trigger", "api")), node=node.name, node_up=_up_of(node))
         task = asyncio.create_task(self._run(call, adopted=item), name=plan.call_id)
         # Registered before the move, whose StasisStart may beat its answer.
         self.calls.add(call, task)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        mine = await self.ari.get_application(self.ari.app) or {}
+        mine = await node.ari.get_application(node.ari.app) or {}
         already = set(mine.get("channel_ids") or [])
         for channel_id in call.channel_ids:
-            if channel_id not in already and not await self.ari.move(channel_id, self.ari.app):
+            if channel_id not in already and not await node.ari.move(channel_id,
+                                                                      node.ari.app):
                 call.command(ChannelLost(channel_id))
-        log.info("call %s adopted", plan.call_id)
-        return True
+        log.info("call %s adopted on node %s", plan.call_id, node.name)
 
     # ------------------------------------------------------------------ events
 
-    async def _on_event(self, event: dict[str, Any]) -> None:
+    async def _on_event(self, node: Node, event: dict[str, Any]) -> None:
         channel_id = event.get("channel", {}).get("id", "")
         log.debug("event %s %s", event.get("type"), channel_id)
         call = self.calls.by_channel(channel_id)
@@ -309,10 +368,10 @@ class StasisApp:
         args = event.get("args") or []
         if args[:1] == ["dialplan"] and len(args) == 3:
             caller = (event.get("channel", {}).get("caller") or {}).get("number")
-            self._spawn(self._dialplan_call(channel_id, args[1], args[2], caller))
+            self._spawn(self._dialplan_call(node, channel_id, args[1], args[2], caller))
         elif channel_id.startswith(PREFIX):
             # Ours, but no call knows it (its call already ended): never leave it up.
-            self._spawn(self.ari.hangup(channel_id))
+            self._spawn(node.ari.hangup(channel_id))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -320,7 +379,7 @@ class StasisApp:
         task.add_done_callback(self._tasks.discard)
 
     async def _dialplan_call(
-        self, channel_id: str, c2c_id: str, number: str, caller: str | None
+        self, node: Node, channel_id: str, c2c_id: str, number: str, caller: str | None
     ) -> None:
         """A phone dialled the feature code: the same rules as connect, then the same call."""
         try:
@@ -334,32 +393,32 @@ class StasisApp:
             await connect.connect(
                 account_id, c2c_id,
                 ConnectRequest(contact=number, trigger="dialplan", incoming_channel=channel_id,
-                               incoming_caller=caller),
+                               incoming_caller=caller, incoming_node=node.name),
                 authenticated=account,
             )
         except DomainError as exc:
             log.info("dialplan click-to-call %s refused: %r", c2c_id, exc)
             with contextlib.suppress(AriException):
-                await self.ari.hangup(channel_id, reason="normal")
+                await node.ari.hangup(channel_id, reason="normal")
         except Exception:
             log.exception("dialplan click-to-call %s failed", c2c_id)
             with contextlib.suppress(AriException):
-                await self.ari.hangup(channel_id, reason="normal")
+                await node.ari.hangup(channel_id, reason="normal")
 
     # ------------------------------------------------------------------ re-sync
 
-    async def _resync(self) -> None:
-        metrics.ARI_RECONNECTS.labels(self.node, self.events.app).inc()
-        await self._resync_state()
-
-    async def _resync_state(self) -> None:
-        """After every (re)connect: calls whose channels vanished meanwhile end, and channels
-        and bridges of ours that no call knows are removed. "Ours" is what is in this
-        instance's application, and bridges of calls that no instance has in flight: the
-        calls of other instances, and of a previous run that the reaper has yet to take
-        over, are never touched."""
-        channels = {c["id"] for c in await self.ari.list_channels()}
+    async def _resync(self, node: Node) -> None:
+        """After every (re)connect to a node: its calls whose channels vanished meanwhile
+        end, and channels and bridges of ours that no call knows are removed. "Ours" is
+        what is in this instance's application, and bridges of calls that no instance has
+        in flight: the calls of other instances, and of a previous run that the reaper has
+        yet to take over, are never touched."""
+        metrics.ARI_RECONNECTS.labels(node.name, node.events.app).inc()
+        ari = node.ari
+        channels = {c["id"] for c in await ari.list_channels()}
         for call in self.calls:
+            if call.node != node.name:
+                continue
             for channel_id in call.channel_ids:
                 if channel_id not in channels and call.is_live(channel_id):
                     call.command(ChannelLost(channel_id))
@@ -367,12 +426,25 @@ class StasisApp:
                  for resource in active.resources}
         known |= {channel for call in self.calls for channel in call.channel_ids}
         known |= self.calls.bridge_ids()
-        mine = await self.ari.get_application(self.ari.app) or {}
+        mine = await ari.get_application(ari.app) or {}
         for channel_id in mine.get("channel_ids") or []:
             if channel_id not in known:
                 with contextlib.suppress(AriException):
-                    await self.ari.hangup(channel_id)
-        for bridge in await self.ari.list_bridges():
+                    await ari.hangup(channel_id)
+        for bridge in await ari.list_bridges():
             if bridge["id"].startswith(PREFIX) and bridge["id"] not in known:
                 with contextlib.suppress(AriException):
-                    await self.ari.destroy_bridge(bridge["id"])
+                    await ari.destroy_bridge(bridge["id"])
+
+    async def _node_lost(self, node: Node) -> None:
+        """A node's events stayed away: its calls cannot be followed any more, and end (as
+        lost; those Asterisk hung up on its way down already ended as ASTERISK_SHUTDOWN)."""
+        for call in self.calls:
+            if call.node == node.name:
+                for channel_id in call.channel_ids:
+                    if call.is_live(channel_id):
+                        call.command(ChannelLost(channel_id))
+
+
+def _up_of(node: Node):  # type: ignore[no-untyped-def]
+    return lambda: node.up

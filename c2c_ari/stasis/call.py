@@ -12,12 +12,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from c2c_ari import metrics
-from c2c_ari.ari import AriClient, AriException
+from c2c_ari.ari import AriClient, AriError, AriException, AriUnavailable
 from c2c_ari.domain.history import cause_name, gregorian, history_item
 from c2c_ari.domain.ids import GREGORIAN_OFFSET
 from c2c_ari.domain.plan import CallPlan, Leg
@@ -38,6 +38,20 @@ _SOFTHANGUP_SHUTDOWN = 4
 # and exits...) that nothing here reads. A step that waits for a new type must add it here.
 EVENT_TYPES = frozenset({"StasisStart", "StasisEnd", "ChannelStateChange",
                          "ChannelHangupRequest", "ChannelDestroyed"})
+
+
+# How long a first originate may retry a node that refuses connections before the call goes
+# to the next node (when there is one).
+FAILOVER_DEADLINE = 0.5
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """Another node a call may start on: its name, its ARI, and whether it is up."""
+
+    name: str
+    ari: AriClient
+    up: Callable[[], bool]
 
 
 @dataclass(frozen=True)
@@ -81,9 +95,22 @@ class Call:
         *,
         origin: CallOrigin | None = None,
         incoming_channel: str | None = None,
+        node: str = "asterisk",
+        node_up: Callable[[], bool] = lambda: True,
+        fallbacks: Sequence[Fallback] = (),
     ) -> None:
         self.plan = plan
         self.ari = ari
+        # The Asterisk node the call is on: its name, and whether it can be reached (a call
+        # on a node that is gone leaves nothing behind to clean up).
+        self.node = node
+        self._node_up = node_up
+        # Other nodes the first leg may be originated on if this one never receives it.
+        self._fallbacks = list(fallbacks)
+        # Called when the call moved to another node before anything was dialled (its
+        # in-flight row must say where it is), and when a node failed its first request.
+        self.on_moved: Callable[[Call], Awaitable[None]] | None = None
+        self.on_node_failed: Callable[[str], None] | None = None
         self.origin = origin or CallOrigin()
         self.incoming_channel = incoming_channel
         self.state = State.DIALING_FIRST
@@ -143,8 +170,8 @@ class Call:
         }
         status = {"call_id": self.plan.call_id, "contact": self.plan.contact,
                   "extension": self.plan.extension, "dial_first": self.plan.first.role,
-                  "timestamp": gregorian(self.outcome.started), "state": self.state.value,
-                  "legs": legs}
+                  "node": self.node, "timestamp": gregorian(self.outcome.started),
+                  "state": self.state.value, "legs": legs}
         if self.outcome.answered is not None:
             status["answered_at"] = gregorian(self.outcome.answered)
         return status
@@ -188,7 +215,7 @@ class Call:
     async def _set_up(self) -> None:
         first, second = self.plan.first, self.plan.second
         if self.incoming_channel is None:
-            await self._originate(first)
+            await self._originate_first()
             await self._until_answered(first)
         else:
             self._live.add(first.channel_id)
@@ -235,7 +262,32 @@ class Call:
 
     # ------------------------------------------------------------------ steps
 
-    async def _originate(self, leg: Leg) -> None:
+    async def _originate_first(self) -> None:
+        """The first leg, on this node or, if it never receives the request (refused
+        connection, or an error answer: no channel was made), on the next fallback node.
+        Never after a request that may have reached Asterisk: that could dial twice."""
+        while True:
+            try:
+                await self._originate(self.plan.first,
+                                      retry_deadline=FAILOVER_DEADLINE if self._fallbacks
+                                      else None)
+                return
+            except (AriUnavailable, AriError) as exc:
+                unreached = ((isinstance(exc, AriUnavailable) and not exc.reached)
+                             or (isinstance(exc, AriError) and exc.status >= 500))
+                if not unreached or not self._fallbacks:
+                    raise
+                if self.on_node_failed is not None:
+                    self.on_node_failed(self.node)
+                self._live.discard(self.plan.first.channel_id)
+                fallback = self._fallbacks.pop(0)
+                log.warning("call %s: node %s did not take the first leg (%s); trying %s",
+                            self.plan.call_id, self.node, exc, fallback.name)
+                self.ari, self.node, self._node_up = fallback.ari, fallback.name, fallback.up
+                if self.on_moved is not None:
+                    await self.on_moved(self)
+
+    async def _originate(self, leg: Leg, *, retry_deadline: float | None = None) -> None:
         self._live.add(leg.channel_id)
         await self.ari.originate(
             leg.endpoint,
@@ -244,6 +296,7 @@ class Call:
             caller_id=leg.caller_id,
             timeout=self.plan.timeout,
             variables=leg.variables,
+            retry_deadline=retry_deadline,
         )
         if leg is self.plan.first:
             metrics.CALL_FIRST_DIAL.observe(time.time() - self.outcome.started)
@@ -370,6 +423,8 @@ class Call:
 
     async def _clean_up(self) -> None:
         """Nothing is left behind: hang up what is still up, destroy the bridge."""
+        if not self._node_up():
+            return  # its Asterisk is gone, and what was in it with it
         for channel_id in list(self._live):
             try:
                 await self.ari.hangup(channel_id)
@@ -409,7 +464,7 @@ class Call:
             extra={"client_ip": self.origin.client_ip,
                    "authenticated": self.origin.authenticated,
                    "trigger": self.origin.trigger, "dial_first": self.plan.first.role,
-                   "extension": self.plan.extension},
+                   "extension": self.plan.extension, "node": self.node},
         )
 
     def settle(self, item: dict[str, Any]) -> None:

@@ -72,6 +72,9 @@ class CallStore(Protocol):
     async def all(self) -> list[ActiveCall]: ...
     async def of_clicktocall(self, account_id: str, clicktocall_id: str) -> list[ActiveCall]:
         ...
+    async def count_by_node(self) -> dict[str, int]:
+        """Calls in flight on each Asterisk node, whoever runs them."""
+        ...
     async def claim_orphans(self, live_owners: Collection[str], new_owner: str,
                             limit: int) -> list[ActiveCall]:
         """Take over up to `limit` calls whose owner is not in `live_owners`: they are

@@ -128,6 +128,7 @@ class Recorder:
 # Every public call of the client, with every optional parameter it has set.
 ALL_CALLS: dict[str, Callable[[AriClient], Any]] = {
     "asterisk_info": lambda c: c.asterisk_info(),
+    "ping": lambda c: c.ping(),
     "originate": lambda c: c.originate(
         AGENT, channel_id="c1", app="app", app_args=["a", "b"], caller_id="A <1>", timeout=5,
         variables={"V": "1"}, originator="c0", other_channel_id="c2", formats="ulaw"),

@@ -47,8 +47,9 @@ class FakeAri:
     def _event(self, kind: str, channel_id: str, **extra: Any) -> None:
         assert self.stasis is not None
         event = {"type": kind, "channel": {"id": channel_id, "state": "Up"}, **extra}
+        node = self.stasis.nodes["asterisk"]
         asyncio.get_running_loop().call_soon(
-            lambda: asyncio.ensure_future(self.stasis._on_event(event)))  # type: ignore[union-attr]
+            lambda: asyncio.ensure_future(self.stasis._on_event(node, event)))  # type: ignore[union-attr]
 
     async def originate(self, endpoint: str, *, channel_id: str, **_: Any) -> dict[str, Any]:
         self.log.add("originate", channel_id)

@@ -62,6 +62,10 @@ class ActiveCallStore:
             f"SELECT {_COLUMNS} FROM active_calls WHERE account_id = ? AND clicktocall_id = ?",
             (account_id, clicktocall_id))]
 
+    async def count_by_node(self) -> dict[str, int]:
+        return {row[0]: int(row[1]) for row in await self.db.fetchall(
+            "SELECT node, count(*) FROM active_calls GROUP BY node")}
+
     async def all(self) -> list[ActiveCall]:
         return [_call(row) for row in await self.db.fetchall(
             f"SELECT {_COLUMNS} FROM active_calls")]
