@@ -9,7 +9,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import ClientSession
 from calls_sipp import EXTENSION, AgentLog, contact_number
@@ -19,6 +19,33 @@ from c2c_ari import localasterisk
 
 SERVICE_PREFIX = "c2c-"  # the service's ids: c2c-{c2c id}-{random}
 CREATE_BODY = {"data": {"name": "Bench", "extension": EXTENSION}}
+
+
+class ConnectAnswer(NamedTuple):
+    """A connect's answer: its status, its body (or its first bytes), and the seconds of its
+    Retry-After header (None without one, or when it is not a number of seconds)."""
+
+    status: int
+    body: dict[str, Any]
+    retry_after: float | None
+
+    @property
+    def admission_refused(self) -> bool:
+        """Refused by the service's admission control (503 with Retry-After: nothing was
+        dialled, no history item). A 503 without Retry-After (Asterisk not connected) is
+        not: nothing says when to try again."""
+        return self.status == 503 and self.retry_after is not None
+
+
+def _seconds(header: str | None) -> float | None:
+    """Retry-After as delay-seconds; the HTTP-date form is not something the service sends."""
+    if header is None:
+        return None
+    try:
+        seconds = float(header)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
 
 
 def service_env(info: localasterisk.AriInfo) -> dict[str, str]:
@@ -66,20 +93,21 @@ class CallService:
     def c2c_url(self) -> str:
         return f"{self.service.collection}/{self.c2c_id}"
 
-    async def connect(self, session: ClientSession, contact: str) -> tuple[int, dict[str, Any]]:
-        """A non-blocking connect to `contact`: the status and the body (or its first bytes)."""
+    async def connect(self, session: ClientSession, contact: str) -> ConnectAnswer:
+        """A non-blocking connect to `contact`."""
         async with session.post(
             f"{self.c2c_url}/connect", json={"data": {"contact": contact}},
             headers={"X-Auth-Token": self.service.token},
         ) as resp:
             raw = await resp.read()
+            retry_after = _seconds(resp.headers.get("Retry-After"))
         try:
             body = json.loads(raw)
         except ValueError:
             body = {"raw": raw[:300].decode(errors="replace")}
         if resp.status == 202:
             self.attempts.append(body["data"]["outbound_call_id"])
-        return resp.status, body
+        return ConnectAnswer(resp.status, body, retry_after)
 
     async def wait_ready(self, session: ClientSession, agent_log: AgentLog) -> None:
         """Connect answers 503 until the service's events websocket is up: retry a warm-up
@@ -87,11 +115,11 @@ class CallService:
         deadline = time.monotonic() + 30
         contact = contact_number(5, 0, 0)
         while True:
-            status, body = await self.connect(session, contact)
-            if status == 202:
+            answer = await self.connect(session, contact)
+            if answer.status == 202:
                 break
-            if status != 503 or time.monotonic() > deadline:
-                raise BenchError(f"warm-up connect answered {status}: {body}")
+            if answer.status != 503 or time.monotonic() > deadline:
+                raise BenchError(f"warm-up connect answered {answer.status}: {answer.body}")
             await asyncio.sleep(0.2)
         await asyncio.wait_for(agent_log.wait("end", contact), 15)
 
