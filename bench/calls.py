@@ -111,7 +111,7 @@ class Bench:
         before = self.asterisk.leftovers((), wait=0)
 
         self.service = CallService.start(self.tmp / "data", self.tmp / "service.log", info,
-                                         self.servers)
+                                         self.servers, args.max_calls_in_setup)
         log(f"service pid {self.service.pid} on {self.service.base}")
         overhead = asyncio.run(measure_overhead(self.service, info, self.peers, args.samples))
 
@@ -143,9 +143,12 @@ class Bench:
             calls=args.calls, concurrency=args.concurrency, rounds=args.rounds,
             saturation_calls=None if args.no_saturation else args.saturation_calls,
             saturation_concurrency=None if args.no_saturation else args.saturation_concurrency,
-            # The bench gives the service no C2C_ARI_* setting but ARI's (service_env), so
-            # the limit it runs with is the default.
-            max_calls_in_setup=Settings.max_calls_in_setup,
+            # The bench gives the service no C2C_ARI_* setting but ARI's and this one
+            # (service_env), so without the option the limit it runs with is the default.
+            max_calls_in_setup=(Settings.max_calls_in_setup if args.max_calls_in_setup is None
+                                else args.max_calls_in_setup),
+            max_calls_in_setup_from=("its default" if args.max_calls_in_setup is None
+                                     else "--max-calls-in-setup"),
             asterisk_version=self.asterisk.version, asterisk_pid=self.asterisk.pid,
             asterisk_started=self.asterisk.started,
             overhead=overhead, runs=runs, history=history, memory=memory, before=before,
@@ -170,6 +173,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="calls at a time in saturation runs (default 400)")
     parser.add_argument("--no-saturation", action="store_true",
                         help="skip the saturation runs")
+    parser.add_argument("--max-calls-in-setup", type=int, metavar="N",
+                        help="the service's admission limit (default: the service's own "
+                             "default; 0: none), to see what admission control costs")
     parser.add_argument("--quick", action="store_true",
                         help="100 calls, 20 at a time, 10 samples, 1 round; saturation: 300 "
                              "calls, 150 at a time")
@@ -192,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     if min(getattr(args, name) for name in names) < 1:
         print("calls.py: --calls, --concurrency, --samples, --rounds, --saturation-calls and "
               "--saturation-concurrency must be positive", file=sys.stderr)
+        return 2
+    if args.max_calls_in_setup is not None and args.max_calls_in_setup < 0:
+        print("calls.py: --max-calls-in-setup must be 0 (no limit) or more", file=sys.stderr)
         return 2
     widest = max(args.concurrency, 0 if args.no_saturation else args.saturation_concurrency)
     if widest > RTP_SAFE_CONCURRENCY:

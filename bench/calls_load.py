@@ -76,6 +76,9 @@ class LoadRun:
     admission_refusals: int = 0  # connects answered 503 + Retry-After, each sent again
     calls_refused_once: int = 0  # calls with at least one such refusal
     most_refusals: int = 0  # the most refusals one call got before its 202
+    # For each call refused at least once and then answered 202: seconds from its first
+    # connect to that 202 (what admission control cost its caller).
+    admission_wait_s: list[float] = field(default_factory=list)
     gave_up: int = 0  # calls refused for ADMISSION_PATIENCE_S: never placed
     stuck: set[str] = field(default_factory=set)  # call ids whose extension got no BYE
     # Calls answered 202 whose history is not a success (or is missing), or that got stuck:
@@ -89,6 +92,12 @@ class LoadRun:
     @property
     def cps(self) -> float:
         return self.ended / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def bridged_cps(self) -> float:
+        """Calls that succeeded per second: a driver that loses calls under saturation ends
+        them sooner, and must not look faster for it."""
+        return self.ok / self.elapsed if self.elapsed > 0 else 0.0
 
 
 def _too_slow(t_post: float, t_end: float) -> bool:
@@ -115,6 +124,7 @@ async def load_service(
             contact = contact_number(kind, round_no, index)
             end = agent_log.wait("end", contact)
             refusals = 0
+            first = time.time()
             patience = time.monotonic() + ADMISSION_PATIENCE_S
             while True:
                 started = time.time()
@@ -136,9 +146,11 @@ async def load_service(
                 await asyncio.wait_for(end, END_TIMEOUT)
             except TimeoutError:
                 return {"contact": contact, "status": 202, "call_id": call_id,
-                        "refusals": refusals, "t_post": started, "stuck": True}
+                        "refusals": refusals, "t_first": first, "t_post": started,
+                        "stuck": True}
             return {"contact": contact, "status": 202, "call_id": call_id,
-                    "refusals": refusals, "t_post": started, "t_end": time.time()}
+                    "refusals": refusals, "t_first": first, "t_post": started,
+                    "t_end": time.time()}
 
         with following(agent_log):
             own_before = os.times()
@@ -171,6 +183,8 @@ async def load_service(
             run.causes[f"HTTP {r['status']}"] += 1
         else:
             run.call_ids.append(r["call_id"])
+            if r["refusals"]:
+                run.admission_wait_s.append(r["t_post"] - r["t_first"])
             if r.get("stuck"):
                 run.stuck.add(r["call_id"])
                 run.causes["STUCK (no BYE at the extension)"] += 1

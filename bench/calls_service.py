@@ -48,11 +48,16 @@ def _seconds(header: str | None) -> float | None:
     return seconds if seconds >= 0 else None
 
 
-def service_env(info: localasterisk.AriInfo) -> dict[str, str]:
-    """The bench's environment without other C2C_ARI_* settings, plus the ARI to use."""
+def service_env(
+    info: localasterisk.AriInfo, max_calls_in_setup: int | None = None
+) -> dict[str, str]:
+    """The bench's environment without other C2C_ARI_* settings, plus the ARI to use and,
+    when given, the admission limit (otherwise the service's default holds)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("C2C_ARI_") or k == "C2C_ARI_CACHE_DIR"}
     env.update(C2C_ARI_URL=info.url, C2C_ARI_USER=info.user, C2C_ARI_PASSWORD=info.password)
+    if max_calls_in_setup is not None:
+        env["C2C_ARI_MAX_CALLS_IN_SETUP"] = str(max_calls_in_setup)
     return env
 
 
@@ -68,12 +73,13 @@ class CallService:
 
     @classmethod
     def start(
-        cls, data_dir: Path, log_path: Path, info: localasterisk.AriInfo, started: list[Server]
+        cls, data_dir: Path, log_path: Path, info: localasterisk.AriInfo, started: list[Server],
+        max_calls_in_setup: int | None = None,
     ) -> CallService:
         """Start it (`started` gets its process at once, for the clean-up) and create the
         click-to-call. The log lives outside `data_dir`, so --keep-logs can skip the data."""
-        service = start_service("the service", data_dir, log_path, env=service_env(info),
-                                started=started)
+        service = start_service("the service", data_dir, log_path,
+                                env=service_env(info, max_calls_in_setup), started=started)
         created = json.loads(http("PUT", service.collection, CREATE_BODY, service.token, 201))
         return cls(service, created["data"]["id"])
 
