@@ -88,6 +88,9 @@ class LoadRun:
     # yet (a refused connect that dialled after all); their latency is left out.
     dialled_before_202: int = 0
     loader_cpu_s: float = 0.0  # service side: the bench's own loader (this process)
+    # Service: the history items of its calls that did not succeed (the first few), for the
+    # report: when each leg answered and how it ended say what went wrong.
+    failed_rows: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def cps(self) -> float:
@@ -348,6 +351,8 @@ def check_history(service: CallService, runs: list[LoadRun]) -> dict[str, Any]:
             else:
                 run.causes[f"{row.get('cause')} ({row.get('failed_leg')} leg)"] += 1
                 run.accepted_then_failed += 1
+                if len(run.failed_rows) < 5:
+                    run.failed_rows.append(row)
     return {
         "attempts": expected, "rows": len(rows), "duplicates": duplicates,
         "missing": missing[:20], "missing_count": len(missing),
