@@ -3,8 +3,11 @@
 Run from the repository as root (the local Asterisk needs it), with the project installed in
 the active Python and SIPp (Debian's sip-tester) on the PATH:
 
-    python bench/calls.py [--calls 1000] [--concurrency 100] [--samples 50] [--rounds 2] [--json]
-    python bench/calls.py --quick          # 100 calls, 20 at a time, 10 samples, 1 round
+    python bench/calls.py [--calls 1000] [--concurrency 100] [--samples 50] [--rounds 2]
+                          [--saturation-calls 2000] [--saturation-concurrency 400]
+                          [--no-saturation] [--json]
+    python bench/calls.py --quick          # 100 calls, 20 at a time, 10 samples, 1 round;
+                                           # saturation: 300 calls, 150 at a time
 
 It takes the same lock as the integration test sessions (they share Asterisk, the Stasis app
 and SIPp's ports), starts the local Asterisk if it is not running (and stops it at the end
@@ -18,8 +21,14 @@ only then), and starts its own service, SIPp peers and raw-ARI driver, all stopp
    its BYE), the contact hanging up after 1 s; against the same two-leg-and-bridge flow driven
    by a raw-ARI script (raw_driver.py, its own process and Stasis app) at the same
    concurrency. Calls per second, CPU per call of the service and of Asterisk (/proc), the
-   service's memory, and its history rows against the attempts.
-3. At the end, Asterisk must have no channel and no bridge left.
+   time to the extension's INVITE, the service's memory, and its history rows against the
+   attempts.
+3. Saturation: the same with more calls at a time than the service admits in setup
+   (max_calls_in_setup, 100 by default): a connect its admission control refuses (503 with
+   Retry-After, nothing dialled) is sent again after Retry-After seconds, and counted apart.
+   This is where calls per second tell the service from the raw script (at 100 at a time,
+   1 s calls hold any driver to about 90 calls/s), and where no accepted call may fail.
+4. At the end, Asterisk must have no channel and no bridge left.
 
 This file runs the phases in order and cleans up; the pieces are calls_sipp.py (the SIPp
 peers and their logs), calls_asterisk.py, calls_service.py (the service under test),
@@ -44,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from calls_asterisk import Asterisk
-from calls_load import LoadRun, RawDriver, check_history, load_raw, load_service
+from calls_load import PHASES, LoadRun, RawDriver, check_history, load_raw, load_service
 from calls_overhead import measure_overhead
 from calls_report import print_table, summary
 from calls_service import CallService
@@ -53,6 +62,12 @@ from common import BenchError, Server, log, memory_mb
 from report import json_summary
 
 from c2c_ari import localasterisk
+from c2c_ari.config import Settings
+
+# More calls at a time than this may run the local Asterisk out of RTP ports (asterisk/rtp.conf:
+# 2,000 ports, so 1,000 channels; two per call, and a call's channels may outlive a little the
+# BYE that frees its worker for the next call).
+RTP_SAFE_CONCURRENCY = 450
 
 
 class Bench:
@@ -89,28 +104,35 @@ class Bench:
         return self.service.log_problems() if self.service is not None else []
 
     def run(self) -> dict[str, Any]:
-        """Overhead, then the load rounds (sides alternating), then the checks."""
+        """Overhead, then the load rounds and the saturation rounds (sides alternating in
+        each), then the checks."""
         args = self.args
         info = self.asterisk.start()
         before = self.asterisk.leftovers((), wait=0)
 
         self.service = CallService.start(self.tmp / "data", self.tmp / "service.log", info,
-                                         self.servers)
+                                         self.servers, args.max_calls_in_setup)
         log(f"service pid {self.service.pid} on {self.service.base}")
         overhead = asyncio.run(measure_overhead(self.service, info, self.peers, args.samples))
 
         self.driver = RawDriver(self.tmp, info)
         runs: list[LoadRun] = []
-        for round_no in range(args.rounds):
-            order = ("raw", "service") if round_no % 2 == 0 else ("service", "raw")
-            for side in order:
-                if side == "raw":
-                    runs.append(load_raw(self.driver, self.asterisk, self.peers, args.calls,
-                                         args.concurrency, round_no))
-                else:
-                    runs.append(asyncio.run(load_service(
-                        self.service, self.asterisk, self.peers, args.calls, args.concurrency,
-                        round_no)))
+        sizes = {"load": (args.calls, args.concurrency),
+                 "saturation": (args.saturation_calls, args.saturation_concurrency)}
+        for phase in PHASES:
+            if phase == "saturation" and args.no_saturation:
+                continue
+            calls, concurrency = sizes[phase]
+            for round_no in range(args.rounds):
+                order = ("raw", "service") if round_no % 2 == 0 else ("service", "raw")
+                for side in order:
+                    if side == "raw":
+                        runs.append(load_raw(self.driver, self.asterisk, self.peers, calls,
+                                             concurrency, round_no, phase))
+                    else:
+                        runs.append(asyncio.run(load_service(
+                            self.service, self.asterisk, self.peers, calls, concurrency,
+                            round_no, phase)))
 
         history = check_history(self.service, runs)
         memory = memory_mb(self.service.pid)
@@ -119,6 +141,14 @@ class Bench:
         end_state = self.asterisk.leftovers((), wait=10)
         return summary(
             calls=args.calls, concurrency=args.concurrency, rounds=args.rounds,
+            saturation_calls=None if args.no_saturation else args.saturation_calls,
+            saturation_concurrency=None if args.no_saturation else args.saturation_concurrency,
+            # The bench gives the service no C2C_ARI_* setting but ARI's and this one
+            # (service_env), so without the option the limit it runs with is the default.
+            max_calls_in_setup=(Settings.max_calls_in_setup if args.max_calls_in_setup is None
+                                else args.max_calls_in_setup),
+            max_calls_in_setup_from=("its default" if args.max_calls_in_setup is None
+                                     else "--max-calls-in-setup"),
             asterisk_version=self.asterisk.version, asterisk_pid=self.asterisk.pid,
             asterisk_started=self.asterisk.started,
             overhead=overhead, runs=runs, history=history, memory=memory, before=before,
@@ -137,8 +167,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--samples", type=int, help="overhead samples per side (default 50)")
     parser.add_argument("--rounds", type=int,
                         help="load runs per side, interleaved (default 2)")
+    parser.add_argument("--saturation-calls", type=int,
+                        help="calls per saturation run (default 2000)")
+    parser.add_argument("--saturation-concurrency", type=int,
+                        help="calls at a time in saturation runs (default 400)")
+    parser.add_argument("--no-saturation", action="store_true",
+                        help="skip the saturation runs")
+    parser.add_argument("--max-calls-in-setup", type=int, metavar="N",
+                        help="the service's admission limit (default: the service's own "
+                             "default; 0: none), to see what admission control costs")
     parser.add_argument("--quick", action="store_true",
-                        help="100 calls, 20 at a time, 10 samples, 1 round")
+                        help="100 calls, 20 at a time, 10 samples, 1 round; saturation: 300 "
+                             "calls, 150 at a time")
     parser.add_argument("--json", action="store_true", help="also print a machine-readable summary")
     parser.add_argument("--keep-logs", type=Path, metavar="DIR",
                         help="copy the service's, the raw script's and SIPp's logs there")
@@ -147,15 +187,25 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    defaults = (100, 20, 10, 1) if args.quick else (1000, 100, 50, 2)
-    for name, default in zip(("calls", "concurrency", "samples", "rounds"), defaults,
-                             strict=True):
+    # The quick saturation still has more calls at a time than the service admits in setup
+    # (100), so that admission control and the retries are exercised.
+    defaults = (100, 20, 10, 1, 300, 150) if args.quick else (1000, 100, 50, 2, 2000, 400)
+    names = ("calls", "concurrency", "samples", "rounds", "saturation_calls",
+             "saturation_concurrency")
+    for name, default in zip(names, defaults, strict=True):
         if getattr(args, name) is None:
             setattr(args, name, default)
-    if min(args.calls, args.concurrency, args.samples, args.rounds) < 1:
-        print("calls.py: --calls, --concurrency, --samples and --rounds must be positive",
-              file=sys.stderr)
+    if min(getattr(args, name) for name in names) < 1:
+        print("calls.py: --calls, --concurrency, --samples, --rounds, --saturation-calls and "
+              "--saturation-concurrency must be positive", file=sys.stderr)
         return 2
+    if args.max_calls_in_setup is not None and args.max_calls_in_setup < 0:
+        print("calls.py: --max-calls-in-setup must be 0 (no limit) or more", file=sys.stderr)
+        return 2
+    widest = max(args.concurrency, 0 if args.no_saturation else args.saturation_concurrency)
+    if widest > RTP_SAFE_CONCURRENCY:
+        log(f"warning: {widest} calls at a time may run the local Asterisk out of RTP ports "
+            "(asterisk/rtp.conf)")
     if shutil.which("sipp") is None:
         print("calls.py: sipp is not installed. On Debian or Ubuntu:\n"
               "    sudo apt-get install sip-tester\nthen run this again.", file=sys.stderr)

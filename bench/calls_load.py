@@ -1,7 +1,11 @@
-"""The load phase of bench/calls.py: N calls, C at a time (a slot is free again when the
+"""The load runs of bench/calls.py: N calls, C at a time (a slot is free again when the
 extension's phone gets its BYE), the contact hanging up after HOLD_MS; once through the
-service, once through the raw-ARI script (raw_driver.py, its own process). Then the
-service's history is checked against the connects it accepted."""
+service, once through the raw-ARI script (raw_driver.py, its own process). Two phases run
+this way: "load" (100 at a time by default, below the service's admission limit) and
+"saturation" (400 at a time, above it). A connect the service's admission control refuses
+(503 with Retry-After, before anything is dialled) is sent again after Retry-After seconds
+by the same worker, and counted apart. Then the service's history is checked against the
+connects it accepted."""
 
 from __future__ import annotations
 
@@ -31,6 +35,21 @@ HOLD_MS = 1000  # the contact hangs up this long after answering
 END_TIMEOUT = 45.0  # a call not over after this long counts as stuck
 DNS_PITFALL_S = 4.0  # a leg this slow to reach SIPp smells of the 5 s DNS timeout
 CPU_SETTLE_S = 1.0  # after the last call, for its clean-up and history write, before CPU reads
+# A call refused by admission control for longer than this gives up (and fails the run), so a
+# service that never admits again cannot hold the bench for ever.
+ADMISSION_PATIENCE_S = 60.0
+GAVE_UP = f"gave up: refused by admission control for {ADMISSION_PATIENCE_S:.0f} s"
+PHASES = ("load", "saturation")
+# The first digit of the contact numbers (calls_sipp.contact_number) of each phase and side,
+# so every call of the run has a number of its own; 1, 2 and 5 are the overhead phase's.
+CONTACT_KINDS = {("load", "raw"): 3, ("load", "service"): 4,
+                 ("saturation", "raw"): 6, ("saturation", "service"): 7}
+
+
+def run_name(phase: str, side: str, round_no: int) -> str:
+    """The name of a run's SIPp and raw-script logs ("raw-0" for the first load run, as
+    before the saturation phase existed; "saturation-raw-0")."""
+    return f"{side}-{round_no}" if phase == "load" else f"{phase}-{side}-{round_no}"
 
 
 @dataclass
@@ -48,13 +67,40 @@ class LoadRun:
     invite_ms: list[float] = field(default_factory=list)
     causes: Counter[str] = field(default_factory=Counter)
     call_ids: list[str] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)  # service: connects not answered 202
+    # Service: connects answered neither 202 nor an admission-control 503 (status and body).
+    refused: list[str] = field(default_factory=list)
     left: dict[str, list[str]] = field(default_factory=dict)
     slow_calls: int = 0
+    phase: str = "load"  # "load" or "saturation"
+    # Service only, from here on.
+    admission_refusals: int = 0  # connects answered 503 + Retry-After, each sent again
+    calls_refused_once: int = 0  # calls with at least one such refusal
+    most_refusals: int = 0  # the most refusals one call got before its 202
+    # For each call refused at least once and then answered 202: seconds from its first
+    # connect to that 202 (what admission control cost its caller).
+    admission_wait_s: list[float] = field(default_factory=list)
+    gave_up: int = 0  # calls refused for ADMISSION_PATIENCE_S: never placed
+    stuck: set[str] = field(default_factory=set)  # call ids whose extension got no BYE
+    # Calls answered 202 whose history is not a success (or is missing), or that got stuck:
+    # the far ends all answer, so each is a call the service accepted and then lost.
+    accepted_then_failed: int = 0
+    # Calls whose extension was rung although no connect for them had been answered 202
+    # yet (a refused connect that dialled after all); their latency is left out.
+    dialled_before_202: int = 0
+    loader_cpu_s: float = 0.0  # service side: the bench's own loader (this process)
+    # Service: the history items of its calls that did not succeed (the first few), for the
+    # report: when each leg answered and how it ended say what went wrong.
+    failed_rows: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def cps(self) -> float:
         return self.ended / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def bridged_cps(self) -> float:
+        """Calls that succeeded per second: a driver that loses calls under saturation ends
+        them sooner, and must not look faster for it."""
+        return self.ok / self.elapsed if self.elapsed > 0 else 0.0
 
 
 def _too_slow(t_post: float, t_end: float) -> bool:
@@ -64,33 +110,50 @@ def _too_slow(t_post: float, t_end: float) -> bool:
 
 async def load_service(
     service: CallService, asterisk: Asterisk, peers: Peers, calls: int, concurrency: int,
-    round_no: int,
+    round_no: int, phase: str = "load",
 ) -> LoadRun:
-    """The service's side: non-blocking connects from this process."""
-    agent = peers.start(f"service-{round_no}", HOLD_MS)
+    """The service's side: non-blocking connects from this process. A connect refused by
+    admission control keeps its worker (a caller who waits and tries again), which sends it
+    again after Retry-After seconds; the call's latency counts from the connect answered 202."""
+    agent = peers.start(run_name(phase, "service", round_no), HOLD_MS)
     agent_log = AgentLog(agent.message_log)
-    log(f"load round {round_no + 1}: service, {calls} calls, {concurrency} at a time")
+    kind = CONTACT_KINDS[phase, "service"]
+    log(f"{phase} round {round_no + 1}: service, {calls} calls, {concurrency} at a time")
     connector = TCPConnector(limit=concurrency)
     async with ClientSession(connector=connector, timeout=ClientTimeout(total=60),
                              trust_env=False) as session:
 
         async def one(index: int) -> dict[str, Any]:
-            contact = contact_number(4, round_no, index)
+            contact = contact_number(kind, round_no, index)
             end = agent_log.wait("end", contact)
-            started = time.time()
-            status, body = await service.connect(session, contact)
-            if status != 202:
+            refusals = 0
+            first = time.time()
+            patience = time.monotonic() + ADMISSION_PATIENCE_S
+            while True:
+                started = time.time()
+                answer = await service.connect(session, contact)
+                if not answer.admission_refused or answer.retry_after is None:
+                    break
+                refusals += 1
+                if time.monotonic() + answer.retry_after > patience:
+                    end.cancel()
+                    return {"contact": contact, "status": 503, "gave_up": True,
+                            "refusals": refusals, "t_post": started}
+                await asyncio.sleep(answer.retry_after)
+            if answer.status != 202:
                 end.cancel()
-                return {"contact": contact, "status": status,
-                        "body": json.dumps(body)[:300], "t_post": started}
-            call_id = body["data"]["outbound_call_id"]
+                return {"contact": contact, "status": answer.status, "refusals": refusals,
+                        "body": json.dumps(answer.body)[:300], "t_post": started}
+            call_id = answer.body["data"]["outbound_call_id"]
             try:
                 await asyncio.wait_for(end, END_TIMEOUT)
             except TimeoutError:
                 return {"contact": contact, "status": 202, "call_id": call_id,
-                        "t_post": started, "stuck": True}
+                        "refusals": refusals, "t_first": first, "t_post": started,
+                        "stuck": True}
             return {"contact": contact, "status": 202, "call_id": call_id,
-                    "t_post": started, "t_end": time.time()}
+                    "refusals": refusals, "t_first": first, "t_post": started,
+                    "t_end": time.time()}
 
         with following(agent_log):
             own_before = os.times()
@@ -105,29 +168,45 @@ async def load_service(
         side="service", round_no=round_no, calls=calls,
         ended=sum(1 for r in results if "t_end" in r), ok=0, elapsed=elapsed,
         client_cpu_s=service_after - service_before,
-        asterisk_cpu_s=asterisk_after - asterisk_before,
+        asterisk_cpu_s=asterisk_after - asterisk_before, phase=phase,
     )
-    # Printed because a loader short of CPU would slow the service's side down.
-    loader_cpu = (own_after.user + own_after.system) - (own_before.user + own_before.system)
-    log(f"  the bench's own loader used {loader_cpu:.2f} s of CPU")
+    # Reported because a loader short of CPU would slow the service's side down (the raw
+    # script is its own loader, the service's side has this process on the same CPUs).
+    run.loader_cpu_s = (own_after.user + own_after.system) - (own_before.user + own_before.system)
+    log(f"  the bench's own loader used {run.loader_cpu_s:.2f} s of CPU")
     for r in results:
-        if r["status"] != 202:
+        run.admission_refusals += r["refusals"]
+        run.calls_refused_once += r["refusals"] > 0
+        run.most_refusals = max(run.most_refusals, r["refusals"])
+        if r.get("gave_up"):
+            run.gave_up += 1
+            run.causes[GAVE_UP] += 1
+        elif r["status"] != 202:
             run.refused.append(f"{r['status']} {r['body']}")
             run.causes[f"HTTP {r['status']}"] += 1
         else:
             run.call_ids.append(r["call_id"])
+            if r["refusals"]:
+                run.admission_wait_s.append(r["t_post"] - r["t_first"])
             if r.get("stuck"):
+                run.stuck.add(r["call_id"])
                 run.causes["STUCK (no BYE at the extension)"] += 1
         invite = agent_log.invites.get(r["contact"])
         if invite is not None:
-            run.invite_ms.append((invite - r["t_post"]) * 1000)
+            # No INVITE can come before the connect that caused it: one that does (or one
+            # for a call never answered 202) was dialled by a connect answered otherwise.
+            if r["status"] != 202 or invite < r["t_post"]:
+                run.dialled_before_202 += 1
+            else:
+                run.invite_ms.append((invite - r["t_post"]) * 1000)
         if "t_end" in r and _too_slow(r["t_post"], r["t_end"]):
             run.slow_calls += 1
     # Outcomes (ok, causes) come from the history at the end: check_history.
     run.left = asterisk.leftovers((SERVICE_PREFIX,))
     peers.stop()
     log(f"  {run.ended}/{run.calls} ended, {run.cps:.1f} calls/s, "
-        f"service CPU {run.client_cpu_s:.2f} s, Asterisk CPU {run.asterisk_cpu_s:.2f} s")
+        f"service CPU {run.client_cpu_s:.2f} s, Asterisk CPU {run.asterisk_cpu_s:.2f} s, "
+        f"{run.admission_refusals} connects refused by admission control")
     return run
 
 
@@ -139,16 +218,19 @@ class RawDriver:
         self.workdir = workdir
         self.info = info
         self.proc: subprocess.Popen[bytes] | None = None
-        self.round_no = 0
+        self.name = "0"
 
-    def start(self, round_no: int, calls: int, concurrency: int) -> None:
+    def start(self, phase: str, round_no: int, calls: int, concurrency: int) -> None:
         """Start it and wait until its events websocket is up."""
-        self.round_no = round_no
-        config = self.workdir / f"raw-driver-{round_no}.json"
+        # Load runs keep their old file names and channel ids; saturation runs get their own.
+        self.name = str(round_no) if phase == "load" else f"{phase}-{round_no}"
+        config = self.workdir / f"raw-driver-{self.name}.json"
         config.touch(mode=0o600)
         config.write_text(json.dumps({
             "url": self.info.url, "user": self.info.user, "password": self.info.password,
-            "calls": calls, "concurrency": concurrency, "kind": 3, "round": round_no,
+            "calls": calls, "concurrency": concurrency,
+            "kind": CONTACT_KINDS[phase, "raw"], "round": round_no,
+            "label": str(round_no) if phase == "load" else f"s{round_no}",
         }))
         with open(self._log_path, "wb") as err:
             self.proc = subprocess.Popen(
@@ -179,7 +261,7 @@ class RawDriver:
 
     @property
     def _log_path(self) -> Path:
-        return self.workdir / f"raw-driver-{self.round_no}.log"
+        return self.workdir / f"raw-driver-{self.name}.log"
 
     def _line(self, timeout: float) -> bytes:
         """The next line it prints, or a BenchError with its stderr after `timeout`."""
@@ -196,13 +278,14 @@ class RawDriver:
 
 def load_raw(
     driver: RawDriver, asterisk: Asterisk, peers: Peers, calls: int, concurrency: int,
-    round_no: int,
+    round_no: int, phase: str = "load",
 ) -> LoadRun:
-    """The raw-ARI script's side, at the same concurrency."""
-    agent = peers.start(f"raw-{round_no}", HOLD_MS)
-    log(f"load round {round_no + 1}: raw ARI script, {calls} calls, "
+    """The raw-ARI script's side, at the same concurrency (it has no admission control: it
+    originates as many calls as it has workers)."""
+    agent = peers.start(run_name(phase, "raw", round_no), HOLD_MS)
+    log(f"{phase} round {round_no + 1}: raw ARI script, {calls} calls, "
         f"{concurrency} at a time")
-    driver.start(round_no, calls, concurrency)
+    driver.start(phase, round_no, calls, concurrency)
     asterisk_before = cpu_seconds(asterisk.pid)
     driver.go()
     result = driver.result(END_TIMEOUT + 60 + calls / concurrency * 10)
@@ -218,6 +301,7 @@ def load_raw(
         ended=sum(1 for r in results if r.get("cause") != "STUCK"),
         ok=sum(1 for r in results if r["ok"]), elapsed=result["elapsed"],
         client_cpu_s=result["cpu_s"], asterisk_cpu_s=asterisk_after - asterisk_before,
+        phase=phase,
     )
     for r in results:
         run.causes["success" if r["ok"] else r.get("cause", "?")] += 1
@@ -234,8 +318,9 @@ def load_raw(
 
 
 def check_history(service: CallService, runs: list[LoadRun]) -> dict[str, Any]:
-    """Every connect answered 202 must have exactly one history row once calls are over;
-    the service's load runs get their success counts and causes from there."""
+    """Every connect answered 202 must have exactly one history row once calls are over (a
+    connect refused by admission control has none, and its call's 202 is a connect of its
+    own); the service's load runs get their success counts and causes from there."""
     rows = service.history()
     expected = len(service.attempts)
     by_id: dict[str, dict[str, Any]] = {}
@@ -258,11 +343,16 @@ def check_history(service: CallService, runs: list[LoadRun]) -> dict[str, Any]:
             row = by_id.get(call_id)
             if row is None:
                 run.causes["no history row"] += 1
+                run.accepted_then_failed += 1
             elif row.get("result") == "success":
                 run.ok += 1
                 run.causes["success"] += 1
+                run.accepted_then_failed += call_id in run.stuck
             else:
                 run.causes[f"{row.get('cause')} ({row.get('failed_leg')} leg)"] += 1
+                run.accepted_then_failed += 1
+                if len(run.failed_rows) < 5:
+                    run.failed_rows.append(row)
     return {
         "attempts": expected, "rows": len(rows), "duplicates": duplicates,
         "missing": missing[:20], "missing_count": len(missing),

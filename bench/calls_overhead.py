@@ -88,9 +88,9 @@ async def service_sample(
     """A whole click-to-call (the contact hangs up soon); seconds to the extension's INVITE."""
     contact = contact_number(2, 0, n)
     started = time.time()
-    status, body = await service.connect(session, contact)
-    if status != 202:
-        raise BenchError(f"connect answered {status}: {body}")
+    answer = await service.connect(session, contact)
+    if answer.status != 202:
+        raise BenchError(f"connect answered {answer.status}: {answer.body}")
     try:
         invite = await asyncio.wait_for(agent_log.wait("invite", contact), 10)
         await asyncio.wait_for(agent_log.wait("end", contact), 15)

@@ -9,7 +9,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import ClientSession
 from calls_sipp import EXTENSION, AgentLog, contact_number
@@ -21,11 +21,43 @@ SERVICE_PREFIX = "c2c-"  # the service's ids: c2c-{c2c id}-{random}
 CREATE_BODY = {"data": {"name": "Bench", "extension": EXTENSION}}
 
 
-def service_env(info: localasterisk.AriInfo) -> dict[str, str]:
-    """The bench's environment without other C2C_ARI_* settings, plus the ARI to use."""
+class ConnectAnswer(NamedTuple):
+    """A connect's answer: its status, its body (or its first bytes), and the seconds of its
+    Retry-After header (None without one, or when it is not a number of seconds)."""
+
+    status: int
+    body: dict[str, Any]
+    retry_after: float | None
+
+    @property
+    def admission_refused(self) -> bool:
+        """Refused by the service's admission control (503 with Retry-After: nothing was
+        dialled, no history item). A 503 without Retry-After (Asterisk not connected) is
+        not: nothing says when to try again."""
+        return self.status == 503 and self.retry_after is not None
+
+
+def _seconds(header: str | None) -> float | None:
+    """Retry-After as delay-seconds; the HTTP-date form is not something the service sends."""
+    if header is None:
+        return None
+    try:
+        seconds = float(header)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def service_env(
+    info: localasterisk.AriInfo, max_calls_in_setup: int | None = None
+) -> dict[str, str]:
+    """The bench's environment without other C2C_ARI_* settings, plus the ARI to use and,
+    when given, the admission limit (otherwise the service's default holds)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("C2C_ARI_") or k == "C2C_ARI_CACHE_DIR"}
     env.update(C2C_ARI_URL=info.url, C2C_ARI_USER=info.user, C2C_ARI_PASSWORD=info.password)
+    if max_calls_in_setup is not None:
+        env["C2C_ARI_MAX_CALLS_IN_SETUP"] = str(max_calls_in_setup)
     return env
 
 
@@ -41,12 +73,13 @@ class CallService:
 
     @classmethod
     def start(
-        cls, data_dir: Path, log_path: Path, info: localasterisk.AriInfo, started: list[Server]
+        cls, data_dir: Path, log_path: Path, info: localasterisk.AriInfo, started: list[Server],
+        max_calls_in_setup: int | None = None,
     ) -> CallService:
         """Start it (`started` gets its process at once, for the clean-up) and create the
         click-to-call. The log lives outside `data_dir`, so --keep-logs can skip the data."""
-        service = start_service("the service", data_dir, log_path, env=service_env(info),
-                                started=started)
+        service = start_service("the service", data_dir, log_path,
+                                env=service_env(info, max_calls_in_setup), started=started)
         created = json.loads(http("PUT", service.collection, CREATE_BODY, service.token, 201))
         return cls(service, created["data"]["id"])
 
@@ -66,20 +99,21 @@ class CallService:
     def c2c_url(self) -> str:
         return f"{self.service.collection}/{self.c2c_id}"
 
-    async def connect(self, session: ClientSession, contact: str) -> tuple[int, dict[str, Any]]:
-        """A non-blocking connect to `contact`: the status and the body (or its first bytes)."""
+    async def connect(self, session: ClientSession, contact: str) -> ConnectAnswer:
+        """A non-blocking connect to `contact`."""
         async with session.post(
             f"{self.c2c_url}/connect", json={"data": {"contact": contact}},
             headers={"X-Auth-Token": self.service.token},
         ) as resp:
             raw = await resp.read()
+            retry_after = _seconds(resp.headers.get("Retry-After"))
         try:
             body = json.loads(raw)
         except ValueError:
             body = {"raw": raw[:300].decode(errors="replace")}
         if resp.status == 202:
             self.attempts.append(body["data"]["outbound_call_id"])
-        return resp.status, body
+        return ConnectAnswer(resp.status, body, retry_after)
 
     async def wait_ready(self, session: ClientSession, agent_log: AgentLog) -> None:
         """Connect answers 503 until the service's events websocket is up: retry a warm-up
@@ -87,11 +121,11 @@ class CallService:
         deadline = time.monotonic() + 30
         contact = contact_number(5, 0, 0)
         while True:
-            status, body = await self.connect(session, contact)
-            if status == 202:
+            answer = await self.connect(session, contact)
+            if answer.status == 202:
                 break
-            if status != 503 or time.monotonic() > deadline:
-                raise BenchError(f"warm-up connect answered {status}: {body}")
+            if answer.status != 503 or time.monotonic() > deadline:
+                raise BenchError(f"warm-up connect answered {answer.status}: {answer.body}")
             await asyncio.sleep(0.2)
         await asyncio.wait_for(agent_log.wait("end", contact), 15)
 

@@ -6,7 +6,8 @@ As a program, started by calls.py in its own process (so its CPU time is its own
     python bench/raw_driver.py CONFIG
 
 it drives one load run. CONFIG is a JSON file (it holds the ARI password, so calls.py writes
-it mode 0600) with `url`, `user`, `password`, `calls`, `concurrency`, `kind` and `round`. It
+it mode 0600) with `url`, `user`, `password`, `calls`, `concurrency`, `kind` and `round` (the
+contact numbers) and `label` (in channel and bridge ids, unique per run). It
 prints READY once its events websocket is up, starts on a line on stdin (so the CPU readings
 of calls.py frame the run itself), and prints RESULT {json} with every call's outcome, the
 wall time and its own CPU seconds.
@@ -211,7 +212,8 @@ def drive(config_file: Path) -> int:
 
             async def one(index: int) -> dict[str, Any]:
                 number = contact_number(config["kind"], config["round"], index)
-                return await raw_call(ari, f"{config['round']}-{index}", number)
+                label = config.get("label", config["round"])
+                return await raw_call(ari, f"{label}-{index}", number)
 
             results, elapsed = await closed_loop(config["calls"], config["concurrency"], one)
             after = os.times()
