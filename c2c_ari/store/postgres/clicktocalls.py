@@ -6,12 +6,31 @@ stale If-Match pass or hand out an old revision. Every read is one primary-key l
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from c2c_ari.store.postgres.db import Database
 from c2c_ari.store.records import StoredDocument
 
 # The first key of pg_advisory_xact_lock(int, int) for "the click-to-calls of an account";
 # the second is the hash of the account id.
 ACCOUNT_LOCK = 0x6332  # "c2"
+
+
+def _shown(value: Any) -> str | None:
+    """A listed field as SQLite's json_extract gives it: text as is, anything else (a
+    schema never lets through) as JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def listed_fields(body: str) -> tuple[str | None, str | None]:
+    """(name, extension) of a document's JSON text, for the listing columns."""
+    doc = json.loads(body)
+    if not isinstance(doc, dict):
+        return None, None
+    return _shown(doc.get("name")), _shown(doc.get("extension"))
 
 
 class ClickToCallStore:
@@ -35,9 +54,11 @@ class ClickToCallStore:
                                (ACCOUNT_LOCK, account_id))
             cursor = await conn.execute(
                 "INSERT INTO clicktocalls (account_id, id, doc, rev, revision, created,"
-                " modified) SELECT %s, %s, %s, 1, %s, %s, %s WHERE (SELECT count(*)"
-                " FROM clicktocalls WHERE account_id = %s AND NOT deleted) < %s",
-                (account_id, doc_id, body, revision, now, now, account_id, limit))
+                " modified, name, extension) SELECT %s, %s, %s, 1, %s, %s, %s, %s, %s"
+                " WHERE (SELECT count(*) FROM clicktocalls WHERE account_id = %s"
+                " AND NOT deleted) < %s",
+                (account_id, doc_id, body, revision, now, now, *listed_fields(body),
+                 account_id, limit))
             inserted = cursor.rowcount
         if inserted != 1:
             return None
@@ -72,8 +93,10 @@ class ClickToCallStore:
         revision changed and writes nothing."""
         changed = await self.db.execute(
             "UPDATE clicktocalls SET doc = %s, rev = rev + 1, revision = %s, modified = %s,"
-            " deleted = %s WHERE account_id = %s AND id = %s AND rev = %s AND NOT deleted",
-            (body, revision, now, delete, account_id, current.id, current.rev))
+            " deleted = %s, name = %s, extension = %s"
+            " WHERE account_id = %s AND id = %s AND rev = %s AND NOT deleted",
+            (body, revision, now, delete, *listed_fields(body), account_id, current.id,
+             current.rev))
         if changed != 1:
             return None
         return StoredDocument(current.id, current.rev + 1, revision, body)
@@ -98,10 +121,7 @@ class ClickToCallStore:
         return [
             (row[0], row[1], row[2])
             for row in await self.db.fetchall(
-                # json, not jsonb: only the two fields are read out of the text, and jsonb
-                # would refuse a document holding an escaped NUL (\u0000) anywhere.
-                "SELECT id, j ->> 'name', j ->> 'extension' FROM clicktocalls,"
-                " LATERAL (SELECT doc::json AS j) parsed"
+                "SELECT id, name, extension FROM clicktocalls"
                 " WHERE account_id = %s AND NOT deleted AND id >= %s ORDER BY id LIMIT %s",
                 (account_id, start_key or "", limit))
         ]

@@ -63,11 +63,18 @@ MIGRATIONS: list[str] = [
         created double precision NOT NULL,
         modified double precision NOT NULL,
         deleted boolean NOT NULL DEFAULT false,
+        -- What listings show, copied out of `doc` at every write: a listing then never
+        -- parses documents (PostgreSQL's JSON functions refuse a text holding an escaped
+        -- NUL anywhere, which an unknown key may carry).
+        name text,
+        extension text,
         PRIMARY KEY (account_id, id)
     );
-    -- Listings skip soft-deleted documents without reading them; a dialplan call finds its
+    -- Listings skip soft-deleted documents without reading them (and read name and
+    -- extension from the index alone); a dialplan call finds its
     -- click-to-call by id alone; retention finds soft-deleted documents by age.
-    CREATE INDEX clicktocalls_live ON clicktocalls (account_id, id) WHERE NOT deleted;
+    CREATE INDEX clicktocalls_live ON clicktocalls (account_id, id) INCLUDE (name, extension)
+        WHERE NOT deleted;
     CREATE INDEX clicktocalls_by_id ON clicktocalls (id) WHERE NOT deleted;
     CREATE INDEX clicktocalls_deleted ON clicktocalls (modified) WHERE deleted;
 
