@@ -12,10 +12,6 @@ from typing import Any
 from c2c_ari.store.postgres.db import Database
 from c2c_ari.store.records import StoredDocument
 
-# The first key of pg_advisory_xact_lock(int, int) for "the click-to-calls of an account";
-# the second is the hash of the account id.
-ACCOUNT_LOCK = 0x6332  # "c2"
-
 
 def _shown(value: Any) -> str | None:
     """A listed field as SQLite's json_extract gives it: text as is, anything else (a
@@ -42,25 +38,12 @@ class ClickToCallStore:
         *, limit: int,
     ) -> StoredDocument | None:
         """Store a new document (`body`, its JSON text) unless the account already has
-        `limit` live ones; None then.
-
-        Under READ COMMITTED a count and an insert in one statement would let concurrent
-        creates each count the same rows and pass the limit together; so the account's
-        creates take turns on an advisory lock held to the end of the transaction, and the
-        count (a statement after the lock, so with a snapshot taken after it) sees every
-        create that went before."""
-        async with self.db.transaction() as conn:
-            await conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
-                               (ACCOUNT_LOCK, account_id))
-            cursor = await conn.execute(
-                "INSERT INTO clicktocalls (account_id, id, doc, rev, revision, created,"
-                " modified, name, extension) SELECT %s, %s, %s, 1, %s, %s, %s, %s, %s"
-                " WHERE (SELECT count(*) FROM clicktocalls WHERE account_id = %s"
-                " AND NOT deleted) < %s",
-                (account_id, doc_id, body, revision, now, now, *listed_fields(body),
-                 account_id, limit))
-            inserted = cursor.rowcount
-        if inserted != 1:
+        `limit` live ones; None then. Exact under concurrency, across processes too: see
+        c2c_insert_clicktocall in schema.py."""
+        row = await self.db.fetchone(
+            "SELECT c2c_insert_clicktocall(%s, %s, %s, %s, %s, %s, %s, %s)",
+            (account_id, doc_id, body, revision, now, *listed_fields(body), limit))
+        if row is None or not row[0]:
             return None
         return StoredDocument(doc_id, 1, revision, body)
 
