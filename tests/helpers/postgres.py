@@ -78,9 +78,19 @@ def install_server() -> None:
             raise RuntimeError(f"apt-get install postgresql failed: {tail[0]}")
 
 
+def _has_user(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
 def ensure_bindir() -> Path:
+    """The server binaries, installed first if missing (or, as root, if the `postgres` user
+    the cluster must belong to is missing: the package makes it)."""
     bindir = find_bindir()
-    if bindir is None:
+    if bindir is None or (os.geteuid() == 0 and not _has_user(SUPERUSER)):
         install_server()
         bindir = find_bindir()
     if bindir is None:

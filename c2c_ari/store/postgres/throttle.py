@@ -56,7 +56,8 @@ class PostgresThrottle:
 
     async def hit(self, bucket: str, key: str, limit: int, window: float) -> float | None:
         """None when this attempt is within `limit` per `window` seconds, else the seconds
-        until one would be (the refused attempt is not counted)."""
+        until one would be (the refused attempt is not counted). A bucket is meant to be
+        used with one window (as the service does): rows are per (bucket, key)."""
         if limit < 1:
             return window
         self._hits += 1
