@@ -119,6 +119,16 @@ async def test_an_item_two_months_old_lands_in_its_months_partition(pg: Store) -
     assert await _partition_of(pg, "old") == schema.partition_name(month)
 
 
+async def test_instances_making_partitions_together_make_each_once(pg: Store,
+                                                                     second: Store) -> None:
+    since = schema.month_start(_months_back(6))
+    made = await asyncio.gather(*(store.history.ensure_partitions(since=since)
+                                  for store in (pg, second, pg, second)))
+    names = [name for batch in made for name in batch]
+    assert sorted(names) == sorted({schema.partition_name(_months_back(k))
+                                    for k in range(1, 7)})
+
+
 async def test_items_in_default_move_into_their_months_new_partition(pg: Store) -> None:
     month = _months_back(5)
     timestamp = schema.month_start(month) + DAY
