@@ -15,6 +15,7 @@ import pytest
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from c2c_ari.domain.ids import GREGORIAN_OFFSET
+from c2c_ari.domain.retention import Housekeeper, RetentionPolicy
 from c2c_ari.store import AccountRecord, ActiveCall, Store, open_store
 from c2c_ari.store.postgres import SchemaTooNew, migrate_database, schema
 from c2c_ari.store.postgres.bus import MessageTooLarge
@@ -177,6 +178,32 @@ async def test_prune_drops_whole_old_months_then_deletes_in_batches(pg: Store) -
     assert await pg.history.prune(cutoff, 2) == 0
     left = {row[0] for row in await _rows(pg, "SELECT call_id FROM history")}
     assert left == {"c3", "d1"}
+
+
+async def test_housekeeping_on_postgresql(pg: Store) -> None:
+    """The service's housekeeper, unchanged, on this backend: old months dropped, the rest of
+    old history, expired tokens and long-deleted click-to-calls (with their history) go."""
+    await pg.history.ensure_partitions(since=schema.month_start(_months_back(15)))
+    now = _now()
+    for n, days in enumerate((450, 440, 420, 400, 380, 366, 360, 10, 0)):
+        await pg.history.insert(ACCOUNT, C2C, f"call-{n}", now - days * DAY, {"n": n})
+    for n in range(5):
+        await pg.accounts.insert_token(f"old{n}", ACCOUNT, time.time() - 1)
+    await pg.accounts.insert_token("live", ACCOUNT, time.time() + 60)
+    gone = await pg.clicktocalls.insert(ACCOUNT, "d" * 32, "{}", "1-a", 1.0, limit=10)
+    assert gone is not None
+    await pg.clicktocalls.compare_and_swap(ACCOUNT, gone, "{}", "2-b", time.time() - 40 * DAY,
+                                           delete=True)
+    await pg.history.insert(ACCOUNT, "d" * 32, "of-deleted", now, {})
+    keeper = Housekeeper(pg.accounts, pg.clicktocalls, pg.history,
+                         RetentionPolicy(history_days=365, deleted_days=30, batch=3, pause=0))
+    removed = await keeper.run_once()
+    assert removed["tokens"] == 5 and removed["deleted_clicktocalls"] == 1
+    assert removed["history"] >= 6
+    left = {row[0] for row in await _rows(pg, "SELECT call_id FROM history")}
+    assert left == {"call-6", "call-7", "call-8"}
+    assert await _rows(pg, "SELECT token_hash FROM auth_tokens") == [("live",)]
+    assert await _rows(pg, "SELECT id FROM clicktocalls") == []
 
 
 async def _partitions(store: Store) -> list[schema.Partition]:
