@@ -118,6 +118,20 @@ def postgres_url(postgres_connection: psycopg.Connection[Any]) -> str:
     return f"postgresql://{info.user}@{info.host}:{info.port}/{info.dbname}"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test's database must outlive the service it serves. Fixtures are torn down in the
+    reverse order of their set-up, and a fixture named early sets up its own dependencies
+    first (`client` sets up pytest-aiohttp's `aiohttp_client`, which closes the services it
+    started, before `settings`): so `database` is set up first of all, whatever order tests
+    and fixtures name things in. Otherwise the database is dropped first and the service's
+    clean-up (its last writes, closing its pool) meets a database that is gone."""
+    for item in items:
+        names = getattr(item, "fixturenames", None)
+        if names and "database" in names:
+            names.remove("database")
+            names.insert(0, "database")
+
+
 @pytest.fixture(params=BACKENDS)
 def database(request: pytest.FixtureRequest) -> str:
     """The `database` setting of this test's backend: "" (a SQLite file in the data

@@ -28,9 +28,13 @@ class PostgresBackend:
         self.throttle = throttle
 
     async def close(self) -> None:
-        await self.bus.close()
-        await self.throttle.close()
-        await self.db.close()
+        try:
+            await self.bus.close()
+            await self.throttle.close()
+        finally:
+            # Whatever failed before: psycopg_pool's tasks outlive a pool left open (they
+            # survive cancellation), and an event loop could then never finish.
+            await self.db.close()
 
 
 async def migrate_database(conninfo: str) -> int:
