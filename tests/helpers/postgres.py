@@ -4,6 +4,9 @@
     cluster.url("postgres")          # postgresql://postgres@127.0.0.1:PORT/postgres
     cluster.stop()                   # pg_ctl stop, then its pid if need be; folder removed
 
+If the test session is killed before it can stop the cluster, a watchdog shell started with
+the cluster stops it (and removes its folder) within a second of the session's end.
+
 The server binaries are Debian's (`/usr/lib/postgresql/<version>/bin`, or wherever
 `pg_config --bindir` says); when there are none, Debian's `postgresql` package is installed
 with apt-get (Debian's policy-rc.d, or the lack of an init system, keeps the package's own
@@ -22,6 +25,7 @@ import contextlib
 import os
 import pwd
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -113,6 +117,7 @@ class Cluster:
     # Who runs the server's commands: None for this user, else a user name for runuser.
     run_as: str | None
     pid: int = 0
+    watchdog: subprocess.Popen[bytes] | None = None
 
     @property
     def data(self) -> Path:
@@ -129,12 +134,27 @@ class Cluster:
     def url(self, dbname: str) -> str:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{dbname}"
 
-    def _run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def _command(self, *args: str) -> list[str]:
         cmd = [str(self.bindir / args[0]), *args[1:]]
         if self.run_as is not None:
             cmd = ["runuser", "-u", self.run_as, "--", *cmd]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        return cmd
+
+    def _run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self._command(*args), capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def _start_watchdog(self) -> None:
+        """A shell that waits for this process to end and then stops the server and removes
+        its folder: a test session killed outright (SIGKILL, a timeout's SIGTERM) runs no
+        teardown, and would leave the cluster running. `stop` ends it first."""
+        stop = " ".join(shlex.quote(part) for part in self._command(
+            "pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop"))
+        script = (f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 1; done; {stop}; "
+                  f"rm -rf {shlex.quote(str(self.root))}")
+        self.watchdog = subprocess.Popen(
+            ["sh", "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True)
 
     @classmethod
     def start(cls, bindir: Path | None = None, attempts: int = 3) -> Cluster:
@@ -156,6 +176,7 @@ class Cluster:
                 # A port found free may be taken before the server binds it: try another.
                 cluster.port = _free_port()
                 if cluster._start_server():
+                    cluster._start_watchdog()
                     return cluster
             log = (root / "server.log").read_text(errors="replace")[-1000:]
             raise RuntimeError(f"PostgreSQL did not start: {log}")
@@ -187,6 +208,10 @@ class Cluster:
     def stop(self) -> None:
         """Stop the server (fast shutdown; by its pid if pg_ctl cannot) and remove the
         folder."""
+        if self.watchdog is not None:
+            self.watchdog.kill()  # the shell only: the server is stopped below
+            self.watchdog.wait()
+            self.watchdog = None
         if self.data.joinpath("postmaster.pid").exists():
             self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "30", "stop",
                       timeout=60)
