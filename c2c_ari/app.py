@@ -170,10 +170,13 @@ def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Appl
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if stasis is not None:
-            await stasis.stop()
-        await membership.leave()
-        await store.close()
+        try:
+            if stasis is not None:
+                await stasis.stop()
+            await membership.leave()
+        finally:
+            # Whatever failed before: a pool left open keeps the event loop from ending.
+            await store.close()
 
     app.cleanup_ctx.append(lifecycle)
     operations.add_routes(app, metrics_token=settings.metrics_token or None)

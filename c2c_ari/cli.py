@@ -1,4 +1,5 @@
-"""The `c2c-ari` command: `serve`, `accounts create`, and `asterisk up|down|status|rx`."""
+"""The `c2c-ari` command: `serve`, `accounts create`, `db migrate|copy`, and
+`asterisk up|down|status|rx`."""
 
 from __future__ import annotations
 
@@ -120,6 +121,44 @@ def _create_account(args: argparse.Namespace) -> int:
     return 0
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    from c2c_ari.store import open_store
+
+    settings = _settings(args)
+
+    async def migrate() -> None:
+        # Opening migrates (and, on PostgreSQL, makes the coming months' history
+        # partitions); serving=False: beside a running service on the same SQLite file.
+        store = await open_store(settings.database_target, serving=False)
+        await store.close()
+
+    asyncio.run(migrate())
+    print(f"c2c-ari: database {settings.database_label()} is up to date")
+    return 0
+
+
+def _copy(args: argparse.Namespace) -> int:
+    from c2c_ari.store import is_postgres_url
+    from c2c_ari.store.copy import copy_sqlite_to_postgres
+    from c2c_ari.store.sqlite import FileInUse
+
+    if not is_postgres_url(args.target):
+        print("c2c-ari: the target must be a postgresql:// URL", file=sys.stderr)
+        return 2
+    source = args.source.expanduser()
+    if not source.is_file():
+        print(f"c2c-ari: no SQLite file at {source}", file=sys.stderr)
+        return 1
+    try:
+        asyncio.run(copy_sqlite_to_postgres(
+            source, args.target, batch=args.batch,
+            progress=lambda copied: print(copied, flush=True)))
+    except FileInUse as exc:
+        print(f"c2c-ari: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, help="TOML settings file")
@@ -156,6 +195,21 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--realm", required=True, help="SIP realm, e.g. pbx.example.com")
     create.set_defaults(run=_create_account)
+
+    db = commands.add_parser("db", help="database: migrate, copy SQLite into PostgreSQL")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    migrate = db_commands.add_parser(
+        "migrate", parents=[common], help="bring the database's schema up to date and exit")
+    migrate.set_defaults(run=_migrate)
+    copy = db_commands.add_parser(
+        "copy", help="copy everything of a SQLite file into a PostgreSQL database (run it "
+                     "again to add what is missing; nothing is copied twice); the service "
+                     "must not be serving the file meanwhile")
+    copy.add_argument("source", type=Path, metavar="SQLITE_PATH")
+    copy.add_argument("target", metavar="POSTGRESQL_URL",
+                      help="postgresql://user[:password]@host[:port]/database")
+    copy.add_argument("--batch", type=int, default=500, help="rows per transaction")
+    copy.set_defaults(run=_copy)
     return parser
 
 

@@ -44,6 +44,7 @@ async def test_expired_token_is_refused(api: Api, monkeypatch: pytest.MonkeyPatc
 
 
 async def test_secrets_are_stored_hashed(api: Api) -> None:
+    # Both backends' Database (SQLite's and PostgreSQL's) read rows with fetchall(sql).
     db = api.client.app[CONTEXT].accounts.store.db
     rows = [*await db.fetchall("SELECT * FROM accounts"),
             *await db.fetchall("SELECT * FROM auth_tokens")]

@@ -116,6 +116,18 @@ async def test_unknown_keys_kept_private_and_ids_not_writable(api: Api) -> None:
     assert "pvt_x" not in body["data"]
 
 
+async def test_unknown_keys_may_hold_any_text_and_the_listing_still_works(api: Api) -> None:
+    # A NUL (sent as \u0000) in an unknown key: stored and sent back as it came, and the
+    # listing, which shows only name and extension, is not disturbed by it.
+    created = await api.create(custom="a\u0000b", other={"k\u0000": ["\u2028"]})
+    assert created["custom"] == "a\u0000b"
+    status, body, _ = await api.call("GET", api.base)
+    assert status == 200
+    assert body["data"] == [{"id": created["id"], "name": "Sales", "extension": "1001"}]
+    _, body, _ = await api.call("GET", f"{api.base}/{created['id']}")
+    assert body["data"]["other"] == {"k\u0000": ["\u2028"]}
+
+
 async def test_if_match_stale_revision_is_412_and_changes_nothing(api: Api) -> None:
     _, body, _ = await api.call("PUT", api.base, {"name": "A", "extension": "1"})
     first = body["revision"]

@@ -4,6 +4,7 @@ cache is bounded in bytes with a share per account."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -83,8 +84,8 @@ async def test_paginate_false_streams_everything(
     assert body["message"] == "bad_identifier"
 
 
-async def test_an_account_has_a_click_to_call_limit(aiohttp_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    settings = Settings(data_dir=tmp_path, ari_url="off", max_clicktocalls_per_account=3)
+async def test_an_account_has_a_click_to_call_limit(aiohttp_client, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    settings = dataclasses.replace(settings, max_clicktocalls_per_account=3)
     client = await aiohttp_client(create_app(settings))
     api, other = await sign_in(client), await sign_in(client, "Other")
     made = [await api.create() for _ in range(3)]
@@ -101,6 +102,7 @@ async def test_an_account_has_a_click_to_call_limit(aiohttp_client, tmp_path: Pa
 async def test_one_account_cannot_take_the_document_cache(
     aiohttp_client, tmp_path: Path  # type: ignore[no-untyped-def]
 ) -> None:
+    # SQLite's own: a shared PostgreSQL database has no document cache.
     settings = Settings(data_dir=tmp_path, ari_url="off", document_cache_bytes=4_000_000)
     client = await aiohttp_client(create_app(settings))
     victim, hog = await sign_in(client), await sign_in(client, "Hog")

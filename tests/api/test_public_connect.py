@@ -6,7 +6,7 @@ No Asterisk here: a connect that passes every check answers 503 (nothing to plac
 
 from __future__ import annotations
 
-from pathlib import Path
+import dataclasses
 from typing import Any
 
 import pytest
@@ -72,10 +72,10 @@ async def test_without_allowed_origins_any_page_may_post(api: Api) -> None:
 
 
 @pytest.fixture
-async def strict(aiohttp_client, tmp_path: Path) -> Api:  # type: ignore[no-untyped-def]
+async def strict(aiohttp_client, settings: Settings) -> Api:  # type: ignore[no-untyped-def]
     """A service with 2 anonymous connects per client a minute, behind a trusted proxy."""
-    settings = Settings(data_dir=tmp_path, node="test-node", ari_url="off",
-                        anonymous_throttle=2, trusted_proxies=("127.0.0.1/32",))
+    settings = dataclasses.replace(settings, anonymous_throttle=2,
+                                   trusted_proxies=("127.0.0.1/32",))
     return await sign_in(await aiohttp_client(create_app(settings)))
 
 

@@ -1,4 +1,4 @@
-"""A fresh store per test, on every backend."""
+"""A fresh store per test, on every backend (the `database` fixture of tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from c2c_ari.store import Store, open_store
 
 
-@pytest.fixture(params=["sqlite"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(str(tmp_path / "c2c.sqlite3"))
+@pytest.fixture
+async def store(database: str, tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await open_store(database or str(tmp_path / "c2c.sqlite3"))
     yield opened
     await opened.close()

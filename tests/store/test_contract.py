@@ -142,3 +142,106 @@ async def test_an_account_limit_holds_under_concurrent_creates(store: Store) -> 
         for n in range(100, 110)))
     assert sum(doc is not None for doc in again) == 1
     assert len(await store.clicktocalls.page(ACCOUNT, None, 100)) == 5
+
+
+# --- concurrency: what several instances (here, concurrent calls) must never break ---------
+
+
+async def test_concurrent_creates_never_pass_the_account_limit(store: Store) -> None:
+    await _account(store)
+    results = await asyncio.gather(*(
+        store.clicktocalls.insert(ACCOUNT, f"{n:032x}", f'{{"n":{n}}}', f"1-{n}", 1.0, limit=5)
+        for n in range(30)))
+    made = [stored for stored in results if stored is not None]
+    assert len(made) == 5
+    assert len(await store.clicktocalls.page(ACCOUNT, None, 100)) == 5
+    # a deleted one frees its place
+    gone = made[0]
+    assert await store.clicktocalls.compare_and_swap(ACCOUNT, gone, gone.body, "2-x", 2.0,
+                                                     delete=True)
+    assert await store.clicktocalls.get(ACCOUNT, gone.id) is None
+    results = await asyncio.gather(*(
+        store.clicktocalls.insert(ACCOUNT, f"{n:032x}", "{}", "1-y", 3.0, limit=5)
+        for n in range(100, 110)))
+    assert sum(stored is not None for stored in results) == 1
+
+
+async def test_documents_come_back_byte_for_byte(store: Store) -> None:
+    await _account(store)
+    body = '{"name":"Caf\u00e9 \u2603","extension":"1001","z":{"b":1,"a":[1.5,"\\u0000"]}}'
+    stored = await store.clicktocalls.insert(ACCOUNT, "d" * 32, body, "1-abc", 1.0, limit=10)
+    assert stored is not None
+    read = await store.clicktocalls.get(ACCOUNT, "d" * 32)
+    assert read is not None and (read.body, read.rev, read.revision) == (body, 1, "1-abc")
+    assert await store.clicktocalls.find("d" * 32) == (ACCOUNT, read)
+    assert await store.clicktocalls.page(ACCOUNT, None, 10) == [
+        ("d" * 32, "Caf\u00e9 \u2603", "1001")]
+
+
+async def test_concurrent_writers_of_one_revision_have_one_winner(store: Store) -> None:
+    await _account(store)
+    first = await store.clicktocalls.insert(ACCOUNT, C2C, "{}", "1-a", 1.0, limit=10)
+    assert first is not None
+    results = await asyncio.gather(*(
+        store.clicktocalls.compare_and_swap(ACCOUNT, first, f'{{"w":{n}}}', f"2-{n}", 2.0)
+        for n in range(10)))
+    winners = [stored for stored in results if stored is not None]
+    assert len(winners) == 1
+    assert await store.clicktocalls.get(ACCOUNT, C2C) == winners[0]
+
+
+async def test_one_history_item_per_call_whoever_writes_it(store: Store) -> None:
+    await _account(store)
+    inserted = await asyncio.gather(*(
+        store.history.insert(ACCOUNT, C2C, "call-x", NOW, {"n": n}) for n in range(10)))
+    assert sum(inserted) == 1
+    # Two processes completing the same bridged call at once (its owner, and an instance
+    # that thought it dead): one final item.
+    call = _call(7)
+    await store.calls.put(call)
+    await store.calls.record_bridged(ActiveCall(**{**call.__dict__, "bridged": True}))
+    done = await asyncio.gather(*(
+        store.calls.record_outcome(ActiveCall(**{**call.__dict__,
+                                                 "item": {**call.item, "n": n}}))
+        for n in range(6)))
+    assert sum(done) == 1
+    final = await store.history.get(ACCOUNT, call.call_id)
+    assert final is not None and final["n"] == done.index(True)
+
+
+async def test_one_lease_holder_among_concurrent_claimers(store: Store) -> None:
+    won = await asyncio.gather(*(store.leases.acquire("reaper", f"h{n}", ttl=60)
+                                 for n in range(12)))
+    assert sum(won) == 1
+
+
+async def test_service_keys_first_writer_wins(store: Store) -> None:
+    keys = await asyncio.gather(*(store.keys.get_or_create("call_tokens") for _ in range(10)))
+    assert len(set(keys)) == 1 and len(keys[0]) == 64
+    assert await store.keys.get_or_create("other") != keys[0]
+
+
+async def test_the_throttle_window_slides(store: Store) -> None:
+    assert await store.throttle.hit("b", "k", 2, 0.3) is None
+    assert await store.throttle.hit("b", "k", 2, 0.3) is None
+    wait = await store.throttle.hit("b", "k", 2, 0.3)
+    assert wait is not None and 0 < wait <= 0.3
+    await asyncio.sleep(wait + 0.05)
+    assert await store.throttle.hit("b", "k", 2, 0.3) is None
+    # a lowered limit counts only the newest attempts
+    assert await store.throttle.hit("b", "k", 1, 0.3) is not None
+    assert await store.throttle.hit("b", "k", 0, 0.3) == 0.3  # below 1 refuses all
+
+
+async def test_claims_of_many_orphans_are_disjoint(store: Store) -> None:
+    await _account(store)
+    for n in range(40):
+        await store.calls.put(_call(n, owner=f"dead-{n % 3}"))
+    live = {"x", *(f"claimer-{n}" for n in range(8))}  # the claimers are alive themselves
+    claims = await asyncio.gather(*(store.calls.claim_orphans(live, f"claimer-{n}", 7)
+                                    for n in range(8)))
+    claimed = [call.call_id for batch in claims for call in batch]
+    assert len(claimed) == len(set(claimed)) == 40
+    assert all(len(batch) <= 7 for batch in claims)
+    assert {call.owner for call in await store.calls.all()} <= {f"claimer-{n}"
+                                                                 for n in range(8)}

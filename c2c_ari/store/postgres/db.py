@@ -1,0 +1,75 @@
+"""The PostgreSQL database: a pool of connections in autocommit mode, so that a
+one-statement method costs one round trip (no BEGIN and COMMIT of its own), and
+`transaction()` for the writes that must stand or fall together."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.abc import Query
+from psycopg_pool import AsyncConnectionPool
+
+from c2c_ari import metrics
+
+Params = Sequence[Any]
+
+# Seen in pg_stat_activity, so an operator can tell this service's sessions apart.
+APPLICATION_NAME = "c2c-ari"
+# Seconds to wait for the pool's first connections at start-up.
+OPEN_TIMEOUT = 30.0
+
+
+def connection_kwargs() -> dict[str, Any]:
+    return {"autocommit": True, "application_name": APPLICATION_NAME}
+
+
+class Database:
+    def __init__(self, conninfo: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self.conninfo = conninfo
+        self.pool: AsyncConnectionPool[AsyncConnection[tuple[Any, ...]]] = AsyncConnectionPool(
+            conninfo, min_size=min_size, max_size=max_size, kwargs=connection_kwargs(),
+            open=False, name="c2c-ari")
+
+    async def open(self) -> Database:
+        # wait: an unreachable database fails here, at start-up, not at the first request.
+        await self.pool.open(wait=True, timeout=OPEN_TIMEOUT)
+        return self
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def connect(self) -> AsyncConnection[tuple[Any, ...]]:
+        """A connection of its own, outside the pool (the caller closes it)."""
+        return await AsyncConnection.connect(self.conninfo, **connection_kwargs())
+
+    async def fetchone(self, query: Query, params: Params = ()) -> tuple[Any, ...] | None:
+        async with self.pool.connection() as conn:
+            cursor = await conn.execute(query, params)
+            return await cursor.fetchone()
+
+    async def fetchall(self, query: Query, params: Params = ()) -> list[tuple[Any, ...]]:
+        async with self.pool.connection() as conn:
+            cursor = await conn.execute(query, params)
+            return await cursor.fetchall()
+
+    async def execute(self, query: Query, params: Params = ()) -> int:
+        """Run one statement (its own transaction); the rows it changed."""
+        started = time.perf_counter()
+        async with self.pool.connection() as conn:
+            cursor = await conn.execute(query, params)
+            rowcount = cursor.rowcount
+        metrics.DB_WRITE.labels("postgresql").observe(time.perf_counter() - started)
+        return rowcount
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection[tuple[Any, ...]]]:
+        """A connection inside one transaction: committed when the block ends, rolled back
+        if it raises."""
+        started = time.perf_counter()
+        async with self.pool.connection() as conn, conn.transaction():
+            yield conn
+        metrics.DB_WRITE.labels("postgresql").observe(time.perf_counter() - started)
