@@ -46,6 +46,12 @@ HTTP_REQUESTS = Histogram(
 DB_WRITE = Histogram(
     "c2c_db_write_seconds", "Database write transactions (a group commit counts once).",
     ["backend"], buckets=_FAST_BUCKETS, registry=REGISTRY)
+REAPER_ROUNDS = Counter(
+    "c2c_reaper_rounds", "Rounds of looking for the calls of gone instances.",
+    registry=REGISTRY)
+CALLS_TAKEN_OVER = Counter(
+    "c2c_calls_taken_over", "Calls of gone instances this instance took over.",
+    registry=REGISTRY)
 UP = Gauge("c2c_up", "1 while the service runs.", registry=REGISTRY)
 UP.set(1)
 

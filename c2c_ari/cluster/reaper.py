@@ -9,6 +9,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from c2c_ari import metrics
 from c2c_ari.cluster.membership import Membership
 from c2c_ari.store import ActiveCall, CallStore
 
@@ -44,7 +45,9 @@ class Reaper:
                 except Exception:
                     log.exception("taking over call %s failed", call.call_id)
             taken += len(claimed)
+            metrics.CALLS_TAKEN_OVER.inc(len(claimed))
             if len(claimed) < BATCH:
+                metrics.REAPER_ROUNDS.inc()
                 return taken
 
     async def run(self) -> None:

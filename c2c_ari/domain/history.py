@@ -98,9 +98,8 @@ def cut_short(item: dict[str, Any], cause: str, now: float) -> dict[str, Any]:
     first): an error with `cause`. A bridged call is taken to end `now`; one still being set
     up is blamed on the leg it dials first, which is the one it was waiting for unless that
     leg had answered."""
-    out = {**item, "result": "error", "cause": cause}
+    out = {**item, "result": "error", "cause": cause, "ended_at": gregorian(now)}
     if "answered_at" in out:
-        out["ended_at"] = gregorian(now)
         out["talk_duration"] = max(0, out["ended_at"] - out["answered_at"])
     else:
         out["failed_leg"] = out.get("dial_first")

@@ -1,0 +1,158 @@
+"""Several service instances on one PostgreSQL database and one real Asterisk: a killed
+instance's calls are taken over by another (exactly one history item each), a call placed
+through one instance is followed and hung up through another, a restarted instance touches
+nothing of the others', and phones' calls keep working while the instance holding the
+dialplan application dies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from c2c_ari.localasterisk import AriInfo
+from tests.helpers.sipp import Sipp
+from tests.integration.processes import Cluster, cluster, wait_for
+from tests.integration.service import (
+    CONTACT,
+    EXTENSION_PORT,
+    PHONE_PORT,
+    TRUNK_PORT,
+    nothing_left,
+)
+
+pytestmark = pytest.mark.asterisk
+
+
+@pytest.fixture
+def instances(postgres_url: str, asterisk: AriInfo, tmp_path: Path) -> Iterator[Cluster]:
+    ari = {"C2C_ARI_URL": asterisk.url, "C2C_ARI_USER": asterisk.user,
+           "C2C_ARI_PASSWORD": asterisk.password}
+    yield from cluster(postgres_url, ari, tmp_path)
+    assert asyncio.run(nothing_left(asterisk)) == ([], [])
+
+
+def _history(found: Cluster, via_index: int, c2c_id: str) -> list[dict]:
+    status, body = found.instances[via_index].api("GET", f"{found.base}/{c2c_id}/history",
+                                                   token=found.token)
+    assert status == 200, body
+    return list(body["data"])
+
+
+def test_a_killed_instance_s_calls_are_taken_over(
+    instances: Cluster, sipp: Callable[..., Sipp]
+) -> None:
+    sipp("uas_answer.xml", EXTENSION_PORT)
+    trunk = sipp("uas_answer.xml", TRUNK_PORT)
+    ringing_agent = sipp("uas_ring_no_answer.xml", 5072)
+    a, b = instances.add("a").start(), instances.add("b").start()
+    instances.sign_in(a)
+    token, base = instances.token, instances.base
+    talking = a.api("PUT", base, {"name": "T", "extension": "1001"}, token)[1]["data"]["id"]
+    ringing = a.api("PUT", base, {"name": "R", "extension": "1002", "timeout": 60},
+                    token)[1]["data"]["id"]
+    status, body = a.api("POST", f"{base}/{talking}/connect",
+                         {"contact": CONTACT, "blocking": True}, token)
+    assert (status, body["data"]["result"]) == (200, "success")
+    bridged_id = body["data"]["call_id"]
+    status, body = a.api("POST", f"{base}/{ringing}/connect", {"contact": CONTACT}, token)
+    assert status == 202
+    ringing_id = body["data"]["outbound_call_id"]
+    ringing_agent.wait_for_invite()
+
+    a.kill()
+    # B takes both over within seconds: the ringing call is hung up and recorded, the
+    # bridged one adopted (B reports its legs' own states, as for its own calls).
+    (item,) = wait_for(lambda: [i for i in _history(instances, 1, ringing)
+                                if i.get("cause")], "the ringing call's item")
+    assert (item["call_id"], item["result"], item["cause"]) == (
+        ringing_id, "error", "SERVICE_RESTART")
+    ringing_agent.wait_for_request("CANCEL")
+    call = f"{base}/{talking}/calls/{bridged_id}"
+    adopted = wait_for(lambda: (s := b.api("GET", call, token=token))[0] == 200
+                       and s[1]["data"].get("legs") and s[1]["data"], "the adoption")
+    assert adopted["state"] == "bridged"
+
+    # Restarting A touches nothing of B's: once A is ready (connected and re-synced) and its
+    # reaper has looked around twice, the adopted call is still up, still B's.
+    a.start()
+    wait_for(lambda: a.metric("c2c_reaper_rounds_total") >= 2, "two reaper rounds on A")
+    assert a.metric("c2c_calls_taken_over_total") == 0
+    assert b.api("GET", call, token=token)[1]["data"]["state"] == "bridged"
+
+    status, body = b.api("DELETE", call, token=token)
+    assert status == 200
+    assert (body["data"]["result"], body["data"]["hangup_cause"]) == (
+        "success", "HANGUP_REQUESTED")
+    trunk.wait_for_request("BYE")
+    for c2c_id, call_id in ((talking, bridged_id), (ringing, ringing_id)):
+        items = _history(instances, 0, c2c_id)
+        assert [i["call_id"] for i in items] == [call_id]  # exactly one item each
+        assert "ended_at" in items[0]
+
+
+def test_a_call_through_one_instance_is_followed_through_another(
+    instances: Cluster, sipp: Callable[..., Sipp]
+) -> None:
+    sipp("uas_answer.xml", EXTENSION_PORT)
+    sipp("uas_answer_then_bye.xml", TRUNK_PORT, duration_ms=1500)
+    a, b = instances.add("a").start(), instances.add("b").start()
+    instances.sign_in(a)
+    token, base = instances.token, instances.base
+    c2c_id = a.api("PUT", base, {"name": "S", "extension": "1001"}, token)[1]["data"]["id"]
+    status, body = a.api("POST", f"{base}/{c2c_id}/connect", {"contact": CONTACT}, token)
+    assert status == 202
+    call_id, call_token = body["data"]["outbound_call_id"], body["data"]["call_token"]
+    # The event stream, opened on B, of a call A runs: status after status to its end.
+    url = (f"{b.url}{base}/{c2c_id}/calls/{call_id}/events"
+           f"?call_token={call_token}")
+    states = []
+    with urllib.request.urlopen(url, timeout=20) as stream:
+        for raw in stream:
+            line = raw.decode().strip()
+            if line.startswith("data: "):
+                states.append(json.loads(line[6:])["state"])
+                if states[-1] == "ended":
+                    break
+    assert "bridged" in states and states[-1] == "ended"
+    (item,) = _history(instances, 1, c2c_id)
+    assert (item["call_id"], item["result"]) == (call_id, "success")
+
+
+def _dialplan_holder(database: str) -> str:
+    with psycopg.connect(database) as conn:
+        row = conn.execute("SELECT holder FROM leases WHERE name LIKE 'dialplan-app:%'"
+                           ).fetchone()
+    return str(row[0]) if row else ""
+
+
+def test_phones_calls_survive_the_death_of_the_dialplan_holder(
+    instances: Cluster, sipp: Callable[..., Sipp], postgres_url: str
+) -> None:
+    trunk = sipp("uas_answer_then_bye.xml", TRUNK_PORT, duration_ms=500)
+    a, b = instances.add("a").start(), instances.add("b").start()
+    instances.sign_in(a)
+    token, base = instances.token, instances.base
+    c2c_id = a.api("PUT", base, {"name": "S", "extension": "1001"}, token)[1]["data"]["id"]
+    holder = wait_for(lambda: _dialplan_holder(postgres_url), "a dialplan holder")
+    boots = {inst.name: inst for inst in (a, b)}
+    # Which instance holds it: its boot id is in its heartbeat row.
+    with psycopg.connect(postgres_url) as conn:
+        name = conn.execute("SELECT instance_id FROM instances WHERE boot_id = %s",
+                            (holder,)).fetchone()[0]
+    boots[name].kill()
+    phone = sipp("uac_call.xml", PHONE_PORT, remote="127.0.0.1:5060",
+                 service=f"*77*{c2c_id}*{CONTACT}", duration_ms=3000, max_calls=1,
+                 keys={"from_user": "1001"})
+    survivor = b if name == "a" else a
+    invite = trunk.wait_for_invite(20)
+    assert invite.request_user == CONTACT
+    items = wait_for(lambda: _history(instances, (survivor is b and 1) or 0, c2c_id),
+                     "the phone's call in history")
+    assert [(i["trigger"], i["result"]) for i in items] == [("dialplan", "success")]
+    phone.stop()
