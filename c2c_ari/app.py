@@ -154,6 +154,7 @@ def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Appl
             readiness.websockets = stasis.websockets
             metrics.LIVE.calls_in_flight = stasis.load
             metrics.LIVE.ari_connected = stasis.websockets
+            metrics.LIVE.node_available = stasis.availability
             await stasis.start()
             background.append(Reaper(store.calls, membership, stasis.take_over,
                                      ready=lambda: stasis.connected).run())

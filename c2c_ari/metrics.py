@@ -57,12 +57,13 @@ UP.set(1)
 
 
 class LiveGauges(Collector):
-    """Gauges read from their owners at scrape time: calls in flight by state, and whether
-    each ARI events websocket is up."""
+    """Gauges read from their owners at scrape time: calls in flight by state, whether each
+    ARI events websocket is up, and whether each Asterisk node takes new calls."""
 
     def __init__(self) -> None:
         self.calls_in_flight: Callable[[], dict[str, int]] | None = None
         self.ari_connected: Callable[[], dict[tuple[str, str], bool]] | None = None
+        self.node_available: Callable[[], dict[str, bool]] | None = None
 
     def collect(self):  # type: ignore[no-untyped-def]
         calls = GaugeMetricFamily("c2c_calls_in_flight",
@@ -76,6 +77,13 @@ class LiveGauges(Collector):
         for (node, app), up in (self.ari_connected() if self.ari_connected else {}).items():
             connected.add_metric([node, app], 1.0 if up else 0.0)
         yield connected
+        available = GaugeMetricFamily(
+            "c2c_node_available",
+            "1 while an Asterisk node takes new calls (websocket up, ARI answers its ping,"
+            " no recent failure).", labels=["node"])
+        for node, fit in (self.node_available() if self.node_available else {}).items():
+            available.add_metric([node], 1.0 if fit else 0.0)
+        yield available
 
 
 LIVE = LiveGauges()

@@ -244,6 +244,10 @@ class StasisApp:
             out.update(node.websockets())
         return out
 
+    def availability(self) -> dict[str, bool]:
+        """Whether each node takes new calls (for metrics)."""
+        return {name: node.available for name, node in self.nodes.items()}
+
     async def _moved(self, call: Call) -> None:
         await self.recorder.started(self._active(call, call.provisional_item()))
 

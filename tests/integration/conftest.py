@@ -60,6 +60,24 @@ def asterisk(_one_session_at_a_time: None) -> Iterator[AriInfo]:
 
 
 @pytest.fixture
+def second_node(asterisk: AriInfo) -> Iterator[AriInfo]:
+    """Node 2 beside the session's Asterisk (node 1). Stopped afterwards unless it ran
+    before, whatever the test did to it (stopped, killed, restarted)."""
+    if os.environ.get("C2C_ARI_URL", "").strip():
+        pytest.skip("nodes are the local Asterisk's; C2C_ARI_URL names another one")
+    ran_before = localasterisk.running_pid(2) is not None
+    try:
+        info = localasterisk.ensure_running(node=2)
+    except LocalAsteriskError as exc:
+        pytest.fail(f"local Asterisk node 2: {exc}", pytrace=False)
+    try:
+        yield info
+    finally:
+        if not ran_before:
+            localasterisk.stop(node=2)
+
+
+@pytest.fixture
 def sipp(tmp_path: Path) -> Iterator[Callable[..., Sipp]]:
     """Start SIPp peers: `sipp("uas_answer.xml", 5071, duration_ms=...)`; all stopped after."""
     peers: list[Sipp] = []

@@ -69,12 +69,20 @@ class Instance:
 
     def metric(self, name: str) -> float:
         """The sum of a metric's samples, from the instance's /metrics."""
+        return sum(sample.value for sample in self._samples() if sample.name == name)
+
+    def metric_labelled(self, name: str, label: str, value: str) -> float:
+        """The sum of a metric's samples whose `label` is `value`."""
+        return sum(sample.value for sample in self._samples()
+                   if sample.name == name and sample.labels.get(label) == value)
+
+    def _samples(self) -> list[Any]:
         request = urllib.request.Request(self.url + "/metrics",
                                          headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
         with urllib.request.urlopen(request, timeout=10) as response:
             text = response.read().decode()
-        return sum(sample.value for family in text_string_to_metric_families(text)
-                   for sample in family.samples if sample.name == name)
+        return [sample for family in text_string_to_metric_families(text)
+                for sample in family.samples]
 
     def api(self, method: str, path: str, data: Any = None,
             token: str | None = None) -> tuple[int, Any]:

@@ -5,36 +5,19 @@ and endpoints, and stops again without disturbing node 1."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from c2c_ari import localasterisk
-from c2c_ari.localasterisk import AriInfo, LocalAsteriskError
+from c2c_ari.localasterisk import AriInfo
 from tests.helpers.sipp import Sipp
 from tests.integration.test_asterisk_smoke import raw_ari
 
 pytestmark = pytest.mark.asterisk
-
-
-@pytest.fixture
-def second_node(asterisk: AriInfo) -> Iterator[AriInfo]:
-    """Node 2 beside the session's Asterisk (node 1); stopped again afterwards."""
-    if os.environ.get("C2C_ARI_URL", "").strip():
-        pytest.skip("nodes are the local Asterisk's; C2C_ARI_URL names another one")
-    try:
-        info = localasterisk.ensure_running(node=2)
-    except LocalAsteriskError as exc:
-        pytest.fail(f"local Asterisk node 2: {exc}", pytrace=False)
-    try:
-        yield info
-    finally:
-        if info.started:
-            localasterisk.stop(node=2)
 
 
 async def _info(info: AriInfo) -> dict[str, Any]:
