@@ -202,3 +202,57 @@ def test_a_phone_s_call_stays_on_the_node_it_came_in_on(
     items = _items(nodes, service, c2c_id)
     assert sorted((i["trigger"], i["result"], i["node"]) for i in items.values()) == [
         ("dialplan", "success", "node1"), ("dialplan", "success", "node2")]
+
+
+@pytest.fixture
+def instances_on_nodes(postgres_url: str, asterisk: AriInfo, second_node: AriInfo,
+                       tmp_path: Path) -> Iterator[Cluster]:
+    env = {"C2C_ARI_NODES": ",".join([_node_url("node1", asterisk),
+                                      _node_url("node2", second_node)])}
+    yield from cluster(postgres_url, env, tmp_path)
+    for info in (asterisk, second_node):
+        assert asyncio.run(nothing_left(info)) == ([], []), f"node {info.node}"
+
+
+def test_two_instances_share_two_nodes_and_adopt_each_other_s_calls_on_both(
+    instances_on_nodes: Cluster, sipp: Callable[..., Sipp]
+) -> None:
+    found = instances_on_nodes
+    sipp("uas_answer.xml", 5071)
+    trunk = sipp("uas_answer.xml", TRUNK_PORT)
+    a, b = found.add("a").start(), found.add("b").start()
+    found.sign_in(a)
+    status, body = a.api("PUT", found.base, {"name": "T", "extension": "1001"}, found.token)
+    assert status == 201, body
+    c2c_id = body["data"]["id"]
+    for instance in (a, b):
+        wait_for(lambda i=instance: _available(i) == {"node1": 1.0, "node2": 1.0},  # type: ignore[misc]
+                 f"both nodes fit on {instance.name}")
+
+    # Bridged calls, two through each instance: placement counts every instance's calls,
+    # so the nodes end up with two each.
+    placed: dict[str, tuple[Instance, str]] = {}
+    for via in (a, a, b, b):
+        status, body = via.api("POST", f"{found.base}/{c2c_id}/connect",
+                               {"contact": CONTACT, "blocking": True}, found.token)
+        assert (status, body["data"]["result"]) == (200, "success"), body
+        call_id = body["data"]["call_id"]
+        placed[call_id] = (via, _status(found, via, c2c_id, call_id)["node"])
+    assert Counter(node for _, node in placed.values()) == {"node1": 2, "node2": 2}
+    assert Counter(_sent_by(i.header("Via")) for i in trunk.invites()) == {
+        "node1": 2, "node2": 2}
+
+    # A dies; B adopts A's calls on whichever node each is, and reports them there.
+    a.kill()
+    for call_id, (via, node) in placed.items():
+        if via is a:
+            adopted = wait_for(lambda c=call_id: (s := _status(found, b, c2c_id, c)).get(  # type: ignore[misc]
+                "legs") and s, f"the adoption of {call_id}")
+            assert (adopted["state"], adopted["node"]) == ("bridged", node)
+    for call_id in placed:
+        status, body = b.api("DELETE", f"{found.base}/{c2c_id}/calls/{call_id}",
+                             token=found.token)
+        assert (status, body["data"]["hangup_cause"]) == (200, "HANGUP_REQUESTED"), body
+    items = _items(found, b, c2c_id)
+    assert {c: (i["result"], i["node"]) for c, i in items.items()} == {
+        c: ("success", node) for c, (_, node) in placed.items()}
