@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -29,6 +30,9 @@ from c2c_ari.domain.retention import Housekeeper, RetentionPolicy
 from c2c_ari.schemas import default_validator, load_schemas
 from c2c_ari.stasis.app import StasisApp
 from c2c_ari.store import Store, open_store
+from c2c_ari.store.errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 STORE: web.AppKey[Store] = web.AppKey("store", Store)
 STASIS: web.AppKey[StasisApp] = web.AppKey("stasis", StasisApp)
@@ -174,7 +178,12 @@ def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Appl
         try:
             if stasis is not None:
                 await stasis.stop()
-            await membership.leave()
+            try:
+                await membership.leave()
+            except StoreUnavailable:
+                # The others will see this instance's heartbeat age instead.
+                log.warning("stopping: the database is out of reach, so this instance's"
+                            " heartbeat row stays until it ages out")
         finally:
             # Whatever failed before: a pool left open keeps the event loop from ending.
             await store.close()

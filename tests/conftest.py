@@ -19,7 +19,7 @@ from pytest_postgresql import factories
 from c2c_ari.api.context import CONTEXT
 from c2c_ari.app import create_app
 from c2c_ari.config import Settings
-from tests.helpers.postgres import Cluster
+from tests.helpers.postgres import Cluster, Outage
 
 # tests.guards: in CI a skip of any test fails the run (elsewhere, a summary of the skips);
 # pytester: for the guard's own tests, which run pytest on small test files.
@@ -116,6 +116,17 @@ def postgres_url(postgres_connection: psycopg.Connection[Any]) -> str:
     """A fresh, migrated PostgreSQL database for this test."""
     info = postgres_connection.info
     return f"postgresql://{info.user}@{info.host}:{info.port}/{info.dbname}"
+
+
+@pytest.fixture
+def outage(postgres_connection: psycopg.Connection[Any]) -> Iterator[Outage]:
+    """The test's PostgreSQL database made unreachable at will (`begin`, `end`)."""
+    found = Outage(postgres_connection.info)
+    try:
+        yield found
+    finally:
+        found.end()  # the database must be droppable, whatever the test did
+        found.admin.close()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

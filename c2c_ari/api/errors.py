@@ -22,6 +22,7 @@ from c2c_ari.domain.errors import (
     LimitReached,
     NotFound,
     RevisionConflict,
+    StoreUnavailable,
     Throttled,
     Unauthorized,
     ValidationFailed,
@@ -67,10 +68,11 @@ class KazooError(enum.Enum):
                  (("Retry-After", "Seconds until a connect may be tried again."),))
     INTERNAL = (500, "internal_server_error", "A bug; the service logged it.")
     UNAVAILABLE = (503, "service unavailable",
-                   "No Asterisk is connected, or `max_calls_in_setup` calls are being set up "
-                   "(then with Retry-After, and nothing was dialled): no call was placed.",
-                   (("Retry-After", "When the service was full: seconds until a connect "
-                                    "may be tried again."),))
+                   "The database cannot be reached (any route that uses it; nothing was "
+                   "changed), or, for connect: no Asterisk node is connected or fit, or "
+                   "`max_calls_in_setup` calls are being set up; no call was placed.",
+                   (("Retry-After", "Seconds until the request may be tried again (not "
+                                    "sent when no Asterisk is configured at all)."),))
 
     def __init__(self, status: int, message: str, description: str,
                  headers: tuple[tuple[str, str], ...] = ()) -> None:
@@ -170,6 +172,14 @@ async def kazoo_errors(request: web.Request, handler) -> web.StreamResponse:  # 
         return await handler(request)
     except DomainError as exc:
         return from_domain(request, exc)
+    except StoreUnavailable as exc:
+        # The database is down or restarting: not the client's fault nor a bug; say when to
+        # come back instead of a 500.
+        log.warning("database unavailable during %s %s: %s", request.method, request.path,
+                    exc)
+        return answer(request, KazooError.UNAVAILABLE,
+                      {"message": "the database cannot be reached: try again shortly",
+                       "retry_after": 1}, headers={"Retry-After": "1"})
     except BadRequest as exc:
         return answer(request, exc.kind, exc.data)
     except web.HTTPException as exc:

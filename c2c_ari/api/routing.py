@@ -97,6 +97,8 @@ class Route:
             statuses.add(401)
         if self.body is not None:
             statuses.update(_BODY)
+        if self.auth != "none" or self.body is not None:
+            statuses.add(503)  # these read or write the database, which may be out of reach
         return sorted(statuses)
 
 

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from c2c_ari.store import LeaseStore
+from c2c_ari.store.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,11 @@ class LeaseKeeper:
             return
         try:
             holds = await self.store.acquire(self.name, self.holder, self.ttl)
+        except StoreUnavailable as exc:
+            log.warning("lease %s: the database is out of reach (%s)", self.name, exc)
+            holds = False
         except Exception:
-            log.exception("lease %s: cannot reach the database", self.name)
+            log.exception("lease %s: cannot renew it", self.name)
             holds = False
         if holds and not self.held:
             self.held = True

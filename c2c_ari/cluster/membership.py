@@ -7,9 +7,11 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from c2c_ari.store import InstanceRecord, InstanceStore
+from c2c_ari.store.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +42,19 @@ class Membership:
     """Beats every HEARTBEAT seconds and knows which boots are alive."""
 
     def __init__(self, store: InstanceStore, instance: Instance, *,
-                 interval: float = HEARTBEAT, max_age: float = MAX_AGE) -> None:
+                 interval: float = HEARTBEAT, max_age: float = MAX_AGE,
+                 clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.instance = instance
         self.interval = interval
         self.max_age = max_age
+        self._clock = clock
         # When the last heartbeat was written: a database that takes writes (readiness).
         self.last_beat: float | None = None
+        # When this instance's heartbeats last resumed after a gap (failed writes, or a
+        # process that did not run); 0.0: no gap since the start.
+        self.resumed_at = 0.0
+        self._failing = False
 
     @property
     def record(self) -> InstanceRecord:
@@ -54,8 +62,29 @@ class Membership:
                               self.instance.app, time.time())
 
     async def beat(self) -> None:
-        await self.store.heartbeat(self.record)
-        self.last_beat = time.time()
+        try:
+            await self.store.heartbeat(self.record)
+        except Exception:
+            self._failing = True
+            raise
+        now = self._clock()
+        if self._failing or (self.last_beat is not None
+                             and now - self.last_beat > self.max_age):
+            self.resumed_at = now
+            self._failing = False
+        self.last_beat = now
+
+    def settled(self) -> bool:
+        """Whether this instance may judge others dead by their heartbeats' age. Not while
+        its own heartbeats fail, nor for a while after they resume: when the database comes
+        back after an outage (or this process after a freeze), every heartbeat in it is old,
+        and the other instances need one more max_age to write theirs before it is fair to
+        count them gone (otherwise the first instance back would take over everyone's
+        calls)."""
+        if self._failing:
+            return False
+        return self.resumed_at == 0.0 or self._clock() - self.resumed_at > self.max_age + \
+            self.interval
 
     async def live_boots(self) -> set[str]:
         """The boots that beat recently, this one always included."""
@@ -67,6 +96,8 @@ class Membership:
             await asyncio.sleep(self.interval)
             try:
                 await self.beat()
+            except StoreUnavailable as exc:
+                log.warning("heartbeat: the database is out of reach (%s)", exc)
             except Exception:
                 log.exception("heartbeat failed")
 

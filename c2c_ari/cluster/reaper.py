@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from c2c_ari import metrics
 from c2c_ari.cluster.membership import Membership
 from c2c_ari.store import ActiveCall, CallStore
+from c2c_ari.store.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +51,19 @@ class Reaper:
                 metrics.REAPER_ROUNDS.inc()
                 return taken
 
+    async def round(self) -> int:
+        """One round, when this instance may take calls over: it reaches Asterisk, and its
+        own heartbeats are steady enough to judge others' (Membership.settled)."""
+        if not (self.ready() and self.membership.settled()):
+            return 0
+        return await self.run_once()
+
     async def run(self) -> None:
         while True:
             try:
-                if self.ready():
-                    await self.run_once()
+                await self.round()
+            except StoreUnavailable as exc:
+                log.warning("reaper: the database is out of reach (%s)", exc)
             except Exception:
                 log.exception("reaper failed; trying again")
             await asyncio.sleep(self.interval)

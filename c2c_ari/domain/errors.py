@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+# Raised by the store, answered by the HTTP layer: re-exported so that the HTTP layer needs
+# nothing of the store's.
+from c2c_ari.store.errors import StoreUnavailable as StoreUnavailable
+
 # Kazoo's validation error shape: {field: {keyword: {"message": ..., "target"/"value": ...}}}
 FieldErrors = dict[str, dict[str, dict[str, Any]]]
 

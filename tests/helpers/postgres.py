@@ -35,6 +35,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
+from psycopg import sql
+
+from c2c_ari.store.postgres.db import APPLICATION_NAME
+
 SUPERUSER = "postgres"
 _SERVER_TOOLS = ("initdb", "pg_ctl", "postgres")
 
@@ -242,3 +247,24 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return True
     return state != "Z"
+
+
+class Outage:
+    """Refuses new connections to the test's database and cuts the service's own."""
+
+    def __init__(self, info: psycopg.ConnectionInfo) -> None:
+        self.dbname = info.dbname
+        self.admin = psycopg.connect(host=info.host, port=info.port, user=info.user,
+                                     dbname="postgres", autocommit=True)
+
+    def begin(self) -> None:
+        name = sql.Identifier(self.dbname)
+        self.admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false")
+                           .format(name))
+        self.admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                           " WHERE datname = %s AND application_name = %s",
+                           (self.dbname, APPLICATION_NAME))
+
+    def end(self) -> None:
+        self.admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true")
+                           .format(sql.Identifier(self.dbname)))

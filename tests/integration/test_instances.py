@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +16,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from c2c_ari.cluster.membership import MAX_AGE
 from c2c_ari.localasterisk import AriInfo
+from tests.helpers.postgres import Outage
 from tests.helpers.sipp import Sipp
 from tests.integration.processes import Cluster, cluster, wait_for
 from tests.integration.service import (
@@ -156,3 +159,49 @@ def test_phones_calls_survive_the_death_of_the_dialplan_holder(
                      "the phone's call in history")
     assert [(i["trigger"], i["result"]) for i in items] == [("dialplan", "success")]
     phone.stop()
+
+
+def test_a_database_outage_takes_no_call_from_its_instance(
+    instances: Cluster, sipp: Callable[..., Sipp], outage: Outage
+) -> None:
+    """All heartbeats are old when the database comes back: whichever instance gets there
+    first must not count the other dead and take its calls."""
+    sipp("uas_answer.xml", EXTENSION_PORT)
+    trunk = sipp("uas_answer.xml", TRUNK_PORT)
+    a, b = instances.add("a").start(), instances.add("b").start()
+    instances.sign_in(a)
+    token, base = instances.token, instances.base
+    c2c_id = a.api("PUT", base, {"name": "T", "extension": "1001"}, token)[1]["data"]["id"]
+    calls = {}
+    for via in (a, b):
+        status, body = via.api("POST", f"{base}/{c2c_id}/connect",
+                               {"contact": CONTACT, "blocking": True}, token)
+        assert (status, body["data"]["result"]) == (200, "success")
+        calls[body["data"]["call_id"]] = via
+
+    outage.begin()
+    wait_for(lambda: all(i.api("GET", base, token=token)[0] == 503 for i in (a, b)),
+             "both instances answering 503", timeout=30)
+    time.sleep(MAX_AGE + 2)  # every heartbeat in the database is now older than MAX_AGE
+    outage.end()
+    wait_for(lambda: all(i.api("GET", base, token=token)[0] == 200 for i in (a, b)),
+             "both instances serving again", timeout=30)
+    # Long enough for either reaper to have judged the other, had it been allowed to.
+    wait_for(lambda: all(i.metric("c2c_reaper_rounds_total") >= 3 for i in (a, b)),
+             "three reaper rounds on each instance after the outage", timeout=30)
+    rounds = {i.name: i.metric("c2c_reaper_rounds_total") for i in (a, b)}
+    wait_for(lambda: all(i.metric("c2c_reaper_rounds_total") > rounds[i.name] + 2
+                         for i in (a, b)), "more reaper rounds", timeout=30)
+    assert [i.metric("c2c_calls_taken_over_total") for i in (a, b)] == [0, 0]
+    for call_id, via in calls.items():
+        status, body = via.api("GET", f"{base}/{c2c_id}/calls/{call_id}", token=token)
+        assert (status, body["data"]["state"]) == (200, "bridged"), body
+        status, body = via.api("DELETE", f"{base}/{c2c_id}/calls/{call_id}", token=token)
+        assert (status, body["data"]["hangup_cause"]) == (200, "HANGUP_REQUESTED"), body
+    # Both contact legs hung up (a previous test's unanswered BYE may still be resent here).
+    invited = {invite.call_id for invite in trunk.invites()}
+    assert len(invited) == 2
+    assert invited <= {bye.call_id for bye in trunk.received("BYE")}
+    items = _history(instances, 0, c2c_id)
+    assert sorted(i["call_id"] for i in items) == sorted(calls)
+    assert {i["result"] for i in items} == {"success"}

@@ -9,11 +9,12 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, OperationalError
 from psycopg.abc import Query
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from c2c_ari import metrics
+from c2c_ari.store.errors import StoreUnavailable
 
 Params = Sequence[Any]
 
@@ -21,6 +22,9 @@ Params = Sequence[Any]
 APPLICATION_NAME = "c2c-ari"
 # Seconds to wait for the pool's first connections at start-up.
 OPEN_TIMEOUT = 30.0
+# Seconds a request waits for a connection of the pool before giving up: a database that is
+# down must turn into a prompt "try again", not requests piling up for the pool's 30 s.
+CONNECTION_WAIT = 5.0
 
 
 def connection_kwargs() -> dict[str, Any]:
@@ -32,7 +36,7 @@ class Database:
         self.conninfo = conninfo
         self.pool: AsyncConnectionPool[AsyncConnection[tuple[Any, ...]]] = AsyncConnectionPool(
             conninfo, min_size=min_size, max_size=max_size, kwargs=connection_kwargs(),
-            open=False, name="c2c-ari")
+            open=False, name="c2c-ari", timeout=CONNECTION_WAIT)
 
     async def open(self) -> Database:
         # wait: an unreachable database fails here, at start-up, not at the first request.
@@ -46,20 +50,34 @@ class Database:
         """A connection of its own, outside the pool (the caller closes it)."""
         return await AsyncConnection.connect(self.conninfo, **connection_kwargs())
 
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection[tuple[Any, ...]]]:
+        """A connection of the pool; a database out of reach (no connection within
+        CONNECTION_WAIT, or one lost on the way) raises StoreUnavailable."""
+        try:
+            async with self.pool.connection() as conn:
+                yield conn
+        except PoolTimeout as exc:
+            raise StoreUnavailable(str(exc).strip() or "no database connection") from exc
+        except OperationalError as exc:
+            if not _unreachable(exc):
+                raise
+            raise StoreUnavailable(str(exc).strip() or "database connection lost") from exc
+
     async def fetchone(self, query: Query, params: Params = ()) -> tuple[Any, ...] | None:
-        async with self.pool.connection() as conn:
+        async with self.connection() as conn:
             cursor = await conn.execute(query, params)
             return await cursor.fetchone()
 
     async def fetchall(self, query: Query, params: Params = ()) -> list[tuple[Any, ...]]:
-        async with self.pool.connection() as conn:
+        async with self.connection() as conn:
             cursor = await conn.execute(query, params)
             return await cursor.fetchall()
 
     async def execute(self, query: Query, params: Params = ()) -> int:
         """Run one statement (its own transaction); the rows it changed."""
         started = time.perf_counter()
-        async with self.pool.connection() as conn:
+        async with self.connection() as conn:
             cursor = await conn.execute(query, params)
             rowcount = cursor.rowcount
         metrics.DB_WRITE.labels("postgresql").observe(time.perf_counter() - started)
@@ -70,6 +88,15 @@ class Database:
         """A connection inside one transaction: committed when the block ends, rolled back
         if it raises."""
         started = time.perf_counter()
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.connection() as conn, conn.transaction():
             yield conn
         metrics.DB_WRITE.labels("postgresql").observe(time.perf_counter() - started)
+
+
+def _unreachable(exc: OperationalError) -> bool:
+    """A lost or refused connection (no SQLSTATE: the client's own finding), a connection
+    exception (class 08), the server going down or starting (57P), or out of resources such
+    as connections (53). Not a query's own failure (a lock timeout, say), which the caller
+    may expect and handle."""
+    state = exc.sqlstate
+    return state is None or state.startswith(("08", "57P", "53"))
