@@ -51,6 +51,19 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"c2c-ari: local Asterisk: {exc}", file=sys.stderr)
             return 1
         settings = dataclasses.replace(settings, ari_url="auto")
+    demo = None
+    if args.demo_phones:
+        from c2c_ari.localasterisk.demo import DemoPhones
+
+        try:
+            # Before any thread of the service starts (see demo.py).
+            demo = DemoPhones().start()
+        except localasterisk.LocalAsteriskError as exc:
+            print(f"c2c-ari: {exc}", file=sys.stderr)
+            if local is not None and local.started:
+                localasterisk.down()
+            return 1
+        print(demo.describe(), flush=True)
     url = f"http://{settings.host}:{settings.port}"
     print(
         f"c2c-ari listening on {url} (database {settings.database_label()}); "
@@ -71,6 +84,10 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"c2c-ari: {exc}", file=sys.stderr)
         return 1
     finally:
+        # After the service's graceful stop (it hangs up calls in flight, and the phones
+        # answer those BYEs), however it ended: Ctrl-C, SIGTERM or an error.
+        if demo is not None:
+            demo.stop()
         if local is not None and local.started:
             localasterisk.down()
     return 0
@@ -286,6 +303,13 @@ def _parser() -> argparse.ArgumentParser:
         "--local-asterisk", action="store_true",
         help="build (once) and start the project's local Asterisk 22 and place calls through"
              " it; it is stopped again when the service stops",
+    )
+    serve.add_argument(
+        "--demo-phones", action="store_true",
+        help="also run SIPp (Debian's sip-tester, installed when missing) as extension 1001"
+             " (answers) and as the carrier (answers any number, plays audio, hangs up after"
+             " 5 s), where the project's Asterisk configuration expects them: the quick"
+             " start's first call then succeeds; they are stopped with the service",
     )
     serve.set_defaults(run=_serve)
 
