@@ -1,5 +1,5 @@
-"""The `c2c-ari` command: `serve`, `accounts create`, `db migrate|copy`, and
-`asterisk up|down|status|rx`."""
+"""The `c2c-ari` command: `serve`, `accounts create|list|show|rotate-key|disable|enable|
+delete`, `db migrate|copy`, and `asterisk up|down|status|rx`."""
 
 from __future__ import annotations
 
@@ -9,12 +9,17 @@ import dataclasses
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from c2c_ari.config import LocalAsteriskSettings, Settings
+
+if TYPE_CHECKING:
+    from c2c_ari.store import AccountSummary, Store
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -46,6 +51,19 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"c2c-ari: local Asterisk: {exc}", file=sys.stderr)
             return 1
         settings = dataclasses.replace(settings, ari_url="auto")
+    demo = None
+    if args.demo_phones:
+        from c2c_ari.localasterisk.demo import DemoPhones
+
+        try:
+            # Before any thread of the service starts (see demo.py).
+            demo = DemoPhones().start()
+        except localasterisk.LocalAsteriskError as exc:
+            print(f"c2c-ari: {exc}", file=sys.stderr)
+            if local is not None and local.started:
+                localasterisk.down()
+            return 1
+        print(demo.describe(), flush=True)
     url = f"http://{settings.host}:{settings.port}"
     print(
         f"c2c-ari listening on {url} (database {settings.database_label()}); "
@@ -66,6 +84,10 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"c2c-ari: {exc}", file=sys.stderr)
         return 1
     finally:
+        # After the service's graceful stop (it hangs up calls in flight, and the phones
+        # answer those BYEs), however it ended: Ctrl-C, SIGTERM or an error.
+        if demo is not None:
+            demo.stop()
         if local is not None and local.started:
             localasterisk.down()
     return 0
@@ -101,24 +123,126 @@ def _event_loop(kind: str) -> asyncio.AbstractEventLoop:
 
 def _create_account(args: argparse.Namespace) -> int:
     from c2c_ari.domain.accounts import AccountService
-    from c2c_ari.store import open_store
 
     settings = _settings(args)
 
-    async def create() -> dict[str, str]:
-        # Beside a running service: the account commands never take the file for themselves.
+    async def create(store: Store) -> int:
+        account, api_key = await AccountService(
+            store.accounts, settings.token_ttl).create(args.name, args.realm)
+        _print({"account_id": account.id, "api_key": api_key, "name": account.name,
+                "realm": account.realm})
+        return 0
+
+    return _with_store(settings, create)
+
+
+def _with_store(settings: Settings, run: Callable[[Store], Awaitable[int]]) -> int:
+    """Run an account command on the store, beside a running service: the account commands
+    never take a SQLite file for themselves (serving=False). An operator's refusal (an
+    unknown account, calls in flight...) is one line on stderr and exit status 1."""
+    from c2c_ari.domain.account_admin import AdminError
+    from c2c_ari.store import open_store
+
+    async def main() -> int:
         store = await open_store(settings.database_target, serving=False)
         try:
-            account, api_key = await AccountService(
-                store.accounts, settings.token_ttl
-            ).create(args.name, args.realm)
+            return await run(store)
         finally:
             await store.close()
-        return {"account_id": account.id, "api_key": api_key, "name": account.name,
-                "realm": account.realm}
 
-    print(json.dumps(asyncio.run(create())))
-    return 0
+    try:
+        return asyncio.run(main())
+    except AdminError as exc:
+        print(f"c2c-ari: {exc}", file=sys.stderr)
+        return 1
+
+
+def _print(obj: object) -> None:
+    print(json.dumps(obj), flush=True)
+
+
+def _account_json(summary: AccountSummary) -> dict[str, object]:
+    account = summary.account
+    return {
+        "id": account.id, "name": account.name, "realm": account.realm,
+        "created": datetime.fromtimestamp(account.created, UTC).isoformat(
+            timespec="seconds").replace("+00:00", "Z"),
+        "disabled": account.disabled, "deleting": account.deleting,
+        "live_clicktocalls": summary.live_clicktocalls,
+    }
+
+
+def _list_accounts(args: argparse.Namespace) -> int:
+    from c2c_ari.domain.account_admin import AccountAdmin
+
+    async def run(store: Store) -> int:
+        # One JSON object a line, as the pages are read: any number of accounts in bounded
+        # memory.
+        async for summary in AccountAdmin(store).summaries():
+            _print(_account_json(summary))
+        return 0
+
+    return _with_store(_settings(args), run)
+
+
+def _show_account(args: argparse.Namespace) -> int:
+    from c2c_ari.domain.account_admin import AccountAdmin
+
+    async def run(store: Store) -> int:
+        admin = AccountAdmin(store)
+        summary = await admin.summary(args.account_id)
+        _print({**_account_json(summary),
+                "clicktocall_ids": await admin.clicktocall_ids(args.account_id)})
+        return 0
+
+    return _with_store(_settings(args), run)
+
+
+def _rotate_key(args: argparse.Namespace) -> int:
+    from c2c_ari.domain.account_admin import AccountAdmin
+
+    async def run(store: Store) -> int:
+        account, api_key = await AccountAdmin(store).rotate_key(args.account_id)
+        _print({"account_id": account.id, "api_key": api_key, "name": account.name,
+                "realm": account.realm})
+        return 0
+
+    return _with_store(_settings(args), run)
+
+
+def _set_account_state(args: argparse.Namespace) -> int:
+    from c2c_ari.domain.account_admin import AccountAdmin
+
+    async def run(store: Store) -> int:
+        admin = AccountAdmin(store)
+        if args.accounts_command == "disable":
+            await admin.disable(args.account_id)
+        else:
+            await admin.enable(args.account_id)
+        _print(_account_json(await admin.summary(args.account_id)))
+        return 0
+
+    return _with_store(_settings(args), run)
+
+
+def _delete_account(args: argparse.Namespace) -> int:
+    from c2c_ari.domain.account_admin import AccountAdmin
+
+    if not args.yes:
+        print(f"c2c-ari: `accounts delete` removes account {args.account_id} for good, with "
+              "its API key, tokens, click-to-calls and history; add --yes to do it",
+              file=sys.stderr)
+        return 2
+    if args.batch < 1:
+        raise ValueError("--batch must be at least 1")
+
+    async def run(store: Store) -> int:
+        deleted = await AccountAdmin(store, batch=args.batch).delete(args.account_id)
+        _print({"account_id": deleted.account_id, "deleted": True,
+                "removed": deleted.removed})
+        return 0
+
+    return _with_store(_settings(args), run)
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -180,6 +304,13 @@ def _parser() -> argparse.ArgumentParser:
         help="build (once) and start the project's local Asterisk 22 and place calls through"
              " it; it is stopped again when the service stops",
     )
+    serve.add_argument(
+        "--demo-phones", action="store_true",
+        help="also run SIPp (Debian's sip-tester, installed when missing) as extension 1001"
+             " (answers) and as the carrier (answers any number, plays audio, hangs up after"
+             " 5 s), where the project's Asterisk configuration expects them: the quick"
+             " start's first call then succeeds; they are stopped with the service",
+    )
     serve.set_defaults(run=_serve)
 
     # Listed for --help only: main() hands `asterisk ...` to localasterisk.main.
@@ -195,6 +326,32 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--realm", required=True, help="SIP realm, e.g. pbx.example.com")
     create.set_defaults(run=_create_account)
+    account_commands.add_parser(
+        "list", parents=[common],
+        help="every account, one JSON object a line (id, name, realm, created, disabled, "
+             "live_clicktocalls)").set_defaults(run=_list_accounts)
+    commands_on_one = (
+        ("show", _show_account, "one account, with the ids of its live click-to-calls"),
+        ("rotate-key", _rotate_key,
+         "give the account a new API key (printed once); the old key and every token issued "
+         "from it are refused at once"),
+        ("disable", _set_account_state,
+         "refuse the account's API key, tokens and public click-to-calls (nothing is "
+         "deleted; calls in flight go on)"),
+        ("enable", _set_account_state, "undo disable"),
+        ("delete", _delete_account,
+         "delete the account for good with its API key, tokens, click-to-calls and history "
+         "(in batches; run it again if interrupted); needs --yes"),
+    )
+    for name, run, text in commands_on_one:
+        one = account_commands.add_parser(name, parents=[common], help=text)
+        one.add_argument("account_id", metavar="ID")
+        one.set_defaults(run=run)
+        if name == "delete":
+            one.add_argument("--yes", action="store_true",
+                             help="yes, delete it and everything of it for good")
+            one.add_argument("--batch", type=int, default=500,
+                             help="rows per transaction (default 500)")
 
     db = commands.add_parser("db", help="database: migrate, copy SQLite into PostgreSQL")
     db_commands = db.add_subparsers(dest="db_command", required=True)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from c2c_ari.localasterisk.common import (
     DEFAULT_HOST,
@@ -67,22 +68,47 @@ def _locked() -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+# Lock files this process holds through exclusive_use: each one's open file and how many
+# holders share it.
+_held: dict[Path, tuple[IO[str], int]] = {}
+
+
 @contextlib.contextmanager
 def exclusive_use(on_wait: Callable[[str], object] = print) -> Iterator[None]:
     """Hold the local Asterisk for one user at a time: test sessions and benchmarks share its
-    Stasis app name and the SIPp ports, so a second one waits instead of stealing calls."""
+    Stasis app name and the SIPp ports, so a second one waits instead of stealing calls.
+
+    Re-entrant within a process: flock conflicts between two open files of one process
+    too, so a second holder here (the session fixtures of two test folders) would wait
+    for itself forever; it shares the lock instead, and whichever holder leaves last
+    releases it."""
     path = cache_dir() / "test-session.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
+    if path in _held:
+        fh, holders = _held[path]
+        _held[path] = (fh, holders + 1)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a")  # noqa: SIM115 - closed by the last holder, below
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            on_wait(f"waiting for another user of the local Asterisk ({path})")
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                on_wait(f"waiting for another user of the local Asterisk ({path})")
+                fcntl.flock(fh, fcntl.LOCK_EX)
+        except BaseException:
+            fh.close()
+            raise
+        _held[path] = (fh, 1)
+    try:
+        yield
+    finally:
+        fh, holders = _held[path]
+        if holders > 1:
+            _held[path] = (fh, holders - 1)
+        else:
+            del _held[path]
             fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
 
 
 # --------------------------------------------------------------------------- start

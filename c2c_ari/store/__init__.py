@@ -17,7 +17,16 @@ from c2c_ari.store.base import (
     Store,
     ThrottleStore,
 )
-from c2c_ari.store.records import AccountRecord, ActiveCall, InstanceRecord, StoredDocument
+from c2c_ari.store.records import (
+    DELETING,
+    DISABLED,
+    ENABLED,
+    AccountRecord,
+    AccountSummary,
+    ActiveCall,
+    InstanceRecord,
+    StoredDocument,
+)
 
 
 def is_postgres_url(database: str) -> bool:
@@ -37,8 +46,12 @@ async def open_store(database: str, *, serving: bool = True,
 
 
 __all__ = [
+    "DELETING",
+    "DISABLED",
+    "ENABLED",
     "AccountRecord",
     "AccountStore",
+    "AccountSummary",
     "ActiveCall",
     "Bus",
     "CallStore",

@@ -14,19 +14,60 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from c2c_ari.store.records import AccountRecord, ActiveCall, InstanceRecord, StoredDocument
+from c2c_ari.store.records import (
+    AccountRecord,
+    AccountSummary,
+    ActiveCall,
+    InstanceRecord,
+    StoredDocument,
+)
 
 
 class AccountStore(Protocol):
     """Accounts and their auth tokens; only hashes of secrets are stored."""
 
     async def insert(self, record: AccountRecord, api_key_hash: str) -> None: ...
-    async def get(self, account_id: str) -> AccountRecord | None: ...
+    async def get(self, account_id: str) -> AccountRecord | None:
+        """The account, whatever its state (disabled, being deleted)."""
+        ...
     async def by_api_key_hash(self, api_key_hash: str) -> tuple[AccountRecord, str] | None: ...
-    async def insert_token(self, token_hash: str, account_id: str, expires_at: float) -> None:
+    async def insert_token(self, token_hash: str, account_id: str, expires_at: float, *,
+                           key_generation: int = 0) -> bool:
+        """Store a token issued from the account's key of `key_generation`; False (nothing
+        stored) when the account is gone, disabled, or has rotated its key since."""
         ...
     async def token(self, token_hash: str) -> tuple[str, str, float] | None: ...
+    async def token_account(self, token_hash: str) -> tuple[str, AccountRecord, float] | None:
+        """(stored hash, account, expiry) of a token whose account exists, is enabled and
+        still has the key the token was issued from; None otherwise. Expiry is the
+        caller's to check. One read."""
+        ...
     async def purge_tokens(self, now: float, batch: int) -> int: ...
+    async def page(self, start_key: str | None, limit: int) -> list[AccountSummary]:
+        """Accounts ordered by id, after `start_key`, each with its live click-to-calls."""
+        ...
+    async def summary(self, account_id: str) -> AccountSummary | None: ...
+    async def rotate_key(self, account_id: str, api_key_hash: str) -> AccountRecord | None:
+        """Replace the API key and bump the key generation (every token issued before is
+        refused from this write on); the account after, None if unknown or being
+        deleted."""
+        ...
+    async def set_status(self, account_id: str, status: int) -> AccountRecord | None:
+        """Set `disabled` (records.ENABLED, DISABLED or DELETING); an account being deleted
+        stays so. The account after, None if unknown."""
+        ...
+    async def delete_tokens(self, account_id: str, batch: int) -> int:
+        """Delete up to `batch` tokens of the account; how many went."""
+        ...
+    async def delete(self, account_id: str) -> bool:
+        """Remove the account row itself (its click-to-calls and tokens must be gone)."""
+        ...
+    def revocation_mark(self) -> bytes | None:
+        """A value that changes, in every process using this store, once a key rotation,
+        disable or delete has been committed by any of them; None where tokens must never
+        be cached (several service instances). Cheap: no query; read at each
+        authentication of a cached token."""
+        ...
 
 
 class ClickToCallStore(Protocol):
@@ -43,6 +84,10 @@ class ClickToCallStore(Protocol):
                    bulk: bool = False) -> list[tuple[str, str | None, str | None]]: ...
     async def deleted_before(self, modified: float, limit: int) -> list[tuple[str, str]]: ...
     async def purge(self, account_id: str, doc_id: str) -> None: ...
+    async def purge_account(self, account_id: str, batch: int) -> int:
+        """Remove up to `batch` click-to-calls of the account for good, live or
+        soft-deleted; how many went."""
+        ...
 
 
 class HistoryStore(Protocol):
@@ -60,6 +105,9 @@ class HistoryStore(Protocol):
         (Gregorian seconds); how many went. Fewer than `batch`: nothing old is left."""
         ...
     async def delete_of(self, account_id: str, clicktocall_id: str, batch: int) -> int: ...
+    async def delete_of_account(self, account_id: str, batch: int) -> int:
+        """Delete up to `batch` items of any click-to-call of the account; how many went."""
+        ...
 
 
 class CallStore(Protocol):
@@ -71,6 +119,9 @@ class CallStore(Protocol):
     async def get(self, call_id: str) -> ActiveCall | None: ...
     async def all(self) -> list[ActiveCall]: ...
     async def of_clicktocall(self, account_id: str, clicktocall_id: str) -> list[ActiveCall]:
+        ...
+    async def count_of_account(self, account_id: str) -> int:
+        """How many calls of the account are in flight, on any instance."""
         ...
     async def count_by_node(self) -> dict[str, int]:
         """Calls in flight on each Asterisk node, whoever runs them."""

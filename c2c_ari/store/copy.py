@@ -1,10 +1,11 @@
 """`c2c-ari db copy`: everything of a SQLite file into a PostgreSQL database.
 
-Accounts (with their API key hashes), auth tokens, click-to-calls (documents byte for byte,
-revisions, soft deletion, times), history (items byte for byte, final flags, and each item's
-`seq`, so the order and the start keys clients hold stay the same), service keys, and calls
-in flight (which an instance on PostgreSQL then claims as orphans and records). Instances,
-leases and the throttle are not copied: they describe running processes.
+Accounts (with their API key hashes, key generations and whether disabled), auth tokens,
+click-to-calls (documents byte for byte, revisions, soft deletion, times), history (items
+byte for byte, final flags, and each item's `seq`, so the order and the start keys clients
+hold stay the same), service keys, and calls in flight (which an instance on PostgreSQL then
+claims as orphans and records). Instances, leases and the throttle are not copied: they
+describe running processes.
 
 Read a batch at a time in key order from SQLite, written a batch per transaction with
 ON CONFLICT DO NOTHING: a second run (say, after an interrupted one) adds only what is
@@ -78,16 +79,16 @@ def _active_call(row: tuple[Any, ...]) -> tuple[Any, ...]:
 TABLES = [
     _Table(
         "accounts",
-        "SELECT id, name, realm, api_key_hash, created FROM accounts WHERE id > ?"
-        " ORDER BY id LIMIT ?", 1, ("",),
-        "INSERT INTO accounts (id, name, realm, api_key_hash, created)"
-        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"),
+        "SELECT id, name, realm, api_key_hash, created, disabled, key_generation"
+        " FROM accounts WHERE id > ? ORDER BY id LIMIT ?", 1, ("",),
+        "INSERT INTO accounts (id, name, realm, api_key_hash, created, disabled,"
+        " key_generation) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"),
     _Table(
         "auth_tokens",
-        "SELECT token_hash, account_id, expires_at FROM auth_tokens WHERE token_hash > ?"
-        " ORDER BY token_hash LIMIT ?", 1, ("",),
-        "INSERT INTO auth_tokens (token_hash, account_id, expires_at) VALUES (%s, %s, %s)"
-        " ON CONFLICT DO NOTHING"),
+        "SELECT token_hash, account_id, expires_at, key_generation FROM auth_tokens"
+        " WHERE token_hash > ? ORDER BY token_hash LIMIT ?", 1, ("",),
+        "INSERT INTO auth_tokens (token_hash, account_id, expires_at, key_generation)"
+        " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING"),
     _Table(
         "clicktocalls",
         "SELECT account_id, id, doc, rev, revision, created, modified, deleted"

@@ -13,6 +13,35 @@ class AccountRecord:
     name: str
     realm: str
     created: float
+    # A disabled account's API key and tokens are refused, and so are its public
+    # click-to-calls; `deleting` accounts are disabled for good (a delete was started).
+    disabled: bool = False
+    deleting: bool = False
+    # Bumped by every key rotation: a token is valid only while the generation it was issued
+    # under is the account's, so a rotation revokes every token of the old key in one write.
+    key_generation: int = 0
+
+
+# The `disabled` column: 0 enabled, 1 disabled, 2 disabled because a delete was started.
+ENABLED, DISABLED, DELETING = 0, 1, 2
+
+
+def account_from_row(row: tuple[Any, ...]) -> AccountRecord:
+    """An account from (id, name, realm, created, disabled, key_generation)."""
+    return AccountRecord(row[0], row[1], row[2], row[3], disabled=row[4] != ENABLED,
+                         deleting=row[4] == DELETING, key_generation=int(row[5]))
+
+
+# The columns account_from_row reads, in its order.
+ACCOUNT_COLUMNS = "id, name, realm, created, disabled, key_generation"
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    """An account as the operator's commands list it."""
+
+    account: AccountRecord
+    live_clicktocalls: int
 
 
 @dataclass(frozen=True)

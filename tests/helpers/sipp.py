@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from c2c_ari.localasterisk.demo import udp_bound as _udp_bound
+
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "sipp"
 
 _BLOCK_HEAD = re.compile(r"^-{20,} (?P<ts>\S+ \S+)$", re.M)
@@ -379,19 +381,3 @@ class Sipp:
         except FileNotFoundError:
             tail = []
         return " | ".join(tail) or "no stderr"
-
-
-def _udp_bound(host: str, port: int) -> bool:
-    """Is anything bound to UDP host:port (or the wildcard) on this machine?"""
-    want = {f"{_hex_ip(host)}:{port:04X}", f"00000000:{port:04X}"}
-    try:
-        with open("/proc/net/udp") as fh:
-            next(fh)
-            return any(line.split()[1] in want for line in fh)
-    except (OSError, IndexError):
-        return False
-
-
-def _hex_ip(host: str) -> str:
-    parts = [int(p) for p in host.split(".")]
-    return "".join(f"{p:02X}" for p in reversed(parts))

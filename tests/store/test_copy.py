@@ -14,7 +14,7 @@ import pytest
 
 from c2c_ari.cli import main
 from c2c_ari.domain.ids import GREGORIAN_OFFSET
-from c2c_ari.store import AccountRecord, ActiveCall, Store, open_store
+from c2c_ari.store import DISABLED, AccountRecord, ActiveCall, Store, open_store
 from c2c_ari.store.copy import copy_sqlite_to_postgres
 from c2c_ari.store.postgres import schema
 from c2c_ari.store.sqlite import FileInUse
@@ -35,7 +35,15 @@ async def _fill(store: Store) -> None:
     for index, account in enumerate(ACCOUNTS):
         await store.accounts.insert(AccountRecord(account, f"Acct {index}", "r.example",
                                                   1_700_000_000.25 + index), f"key{index}")
-        await store.accounts.insert_token(f"token{index}", account, 1_800_000_000.5)
+        # Account 0 has rotated its key once (its token is of the new key); account 1 is
+        # disabled.
+        generation = 1 - index
+        if generation:
+            await store.accounts.rotate_key(account, f"key{index}")
+        assert await store.accounts.insert_token(f"token{index}", account, 1_800_000_000.5,
+                                                 key_generation=generation)
+        if index:
+            await store.accounts.set_status(account, DISABLED)
         for n in range(5):
             doc_id = _c2c(index, n)
             body = json.dumps({"id": doc_id, "name": f"Sales {n} \u00e9", "extension": "1001",
@@ -75,7 +83,9 @@ async def _snapshot(store: Store) -> dict[str, Any]:
     for index, account in enumerate(ACCOUNTS):
         out[f"account {index}"] = (await store.accounts.get(account),
                                    await store.accounts.by_api_key_hash(f"key{index}"),
-                                   await store.accounts.token(f"token{index}"))
+                                   await store.accounts.token(f"token{index}"),
+                                   await store.accounts.token_account(f"token{index}"),
+                                   await store.accounts.summary(account))
         out[f"page {index}"] = await store.clicktocalls.page(account, None, 100)
         for n in range(5):
             out[f"doc {index} {n}"] = await store.clicktocalls.get(account, _c2c(index, n))

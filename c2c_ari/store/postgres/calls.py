@@ -71,6 +71,11 @@ class ActiveCallStore:
             f"SELECT {_COLUMNS} FROM active_calls WHERE account_id = %s"
             " AND clicktocall_id = %s", (account_id, clicktocall_id))]
 
+    async def count_of_account(self, account_id: str) -> int:
+        row = await self.db.fetchone(
+            "SELECT count(*) FROM active_calls WHERE account_id = %s", (account_id,))
+        return int(row[0]) if row else 0
+
     async def count_by_node(self) -> dict[str, int]:
         return {row[0]: int(row[1]) for row in await self.db.fetchall(
             "SELECT node, count(*) FROM active_calls GROUP BY node")}

@@ -96,6 +96,13 @@ class ClickToCallStore:
             "DELETE FROM clicktocalls WHERE account_id = %s AND id = %s AND deleted",
             (account_id, doc_id))
 
+    async def purge_account(self, account_id: str, batch: int) -> int:
+        """Remove up to `batch` click-to-calls of the account, live or soft-deleted."""
+        return await self.db.execute(
+            "DELETE FROM clicktocalls WHERE account_id = %s AND id = ANY(ARRAY(SELECT id"
+            " FROM clicktocalls WHERE account_id = %s LIMIT %s))",
+            (account_id, account_id, batch))
+
     async def page(
         self, account_id: str, start_key: str | None, limit: int, *, bulk: bool = False
     ) -> list[tuple[str, str | None, str | None]]:

@@ -106,6 +106,14 @@ class HistoryStore:
             " WHERE account_id = %s AND clicktocall_id = %s LIMIT %s)",
             (account_id, clicktocall_id, account_id, clicktocall_id, batch))
 
+    async def delete_of_account(self, account_id: str, batch: int) -> int:
+        """Delete up to `batch` items of the account, whatever their click-to-call (the
+        history_by_time index of each partition); how many went."""
+        return await self.db.execute(
+            'DELETE FROM history WHERE account_id = %s AND ("timestamp", seq) IN'
+            ' (SELECT "timestamp", seq FROM history WHERE account_id = %s LIMIT %s)',
+            (account_id, account_id, batch))
+
     async def ensure_partitions(self, since: int | None = None, *,
                                 months_ahead: int = schema.MONTHS_AHEAD) -> list[str]:
         """Make sure history has a partition for every month from the one of `since`

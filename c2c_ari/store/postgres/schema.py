@@ -171,6 +171,16 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (bucket, key)
     );
     """,
+    # Operators' account commands: `disabled` (0 enabled, 1 disabled, 2 being deleted); the
+    # key generation a token was issued under, which a key rotation bumps on the account so
+    # every older token is refused at once; an account's tokens found without a scan (a
+    # delete takes them in batches).
+    """
+    ALTER TABLE accounts ADD COLUMN disabled smallint NOT NULL DEFAULT 0,
+        ADD COLUMN key_generation integer NOT NULL DEFAULT 0;
+    ALTER TABLE auth_tokens ADD COLUMN key_generation integer NOT NULL DEFAULT 0;
+    CREATE INDEX auth_tokens_by_account ON auth_tokens (account_id);
+    """,
 ]
 
 

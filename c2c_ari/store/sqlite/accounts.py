@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from c2c_ari.store.records import AccountRecord
+from c2c_ari.store.records import (
+    ACCOUNT_COLUMNS,
+    DELETING,
+    AccountRecord,
+    AccountSummary,
+    account_from_row,
+)
 from c2c_ari.store.sqlite.db import Database
 
 
@@ -18,23 +24,28 @@ class AccountStore:
 
     async def get(self, account_id: str) -> AccountRecord | None:
         row = await self.db.fetchone(
-            "SELECT id, name, realm, created FROM accounts WHERE id = ?", (account_id,)
-        )
-        return AccountRecord(*row) if row else None
+            f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (account_id,))
+        return account_from_row(row) if row else None
 
     async def by_api_key_hash(self, api_key_hash: str) -> tuple[AccountRecord, str] | None:
         """The account and its stored hash, for a constant-time comparison by the caller."""
         row = await self.db.fetchone(
-            "SELECT id, name, realm, created, api_key_hash FROM accounts WHERE api_key_hash = ?",
+            f"SELECT {ACCOUNT_COLUMNS}, api_key_hash FROM accounts WHERE api_key_hash = ?",
             (api_key_hash,),
         )
-        return (AccountRecord(*row[:4]), row[4]) if row else None
+        return (account_from_row(row), row[6]) if row else None
 
-    async def insert_token(self, token_hash: str, account_id: str, expires_at: float) -> None:
-        await self.db.execute(
-            "INSERT INTO auth_tokens (token_hash, account_id, expires_at) VALUES (?, ?, ?)",
-            (token_hash, account_id, expires_at),
-        )
+    async def insert_token(self, token_hash: str, account_id: str, expires_at: float, *,
+                           key_generation: int = 0) -> bool:
+        """Stored only while the account is enabled and still has the key of
+        `key_generation`: a rotation committed between reading the key and this write
+        leaves no token of the old key behind."""
+        return await self.db.execute(
+            "INSERT INTO auth_tokens (token_hash, account_id, expires_at, key_generation)"
+            " SELECT ?, id, ?, key_generation FROM accounts"
+            " WHERE id = ? AND key_generation = ? AND disabled = 0",
+            (token_hash, expires_at, account_id, key_generation),
+        ) == 1
 
     async def token(self, token_hash: str) -> tuple[str, str, float] | None:
         """(stored hash, account id, expiry) of a token, expired or not."""
@@ -44,8 +55,64 @@ class AccountStore:
         )
         return (row[0], row[1], row[2]) if row else None
 
+    async def token_account(self, token_hash: str) -> tuple[str, AccountRecord, float] | None:
+        row = await self.db.fetchone(
+            "SELECT t.token_hash, t.expires_at, a.id, a.name, a.realm, a.created, a.disabled,"
+            " a.key_generation FROM auth_tokens t JOIN accounts a ON a.id = t.account_id"
+            " WHERE t.token_hash = ? AND a.disabled = 0"
+            " AND a.key_generation = t.key_generation",
+            (token_hash,),
+        )
+        return (row[0], account_from_row(row[2:]), row[1]) if row else None
+
     async def purge_tokens(self, now: float, batch: int) -> int:
         """Delete up to `batch` expired tokens (one short transaction); how many went."""
         return await self.db.execute(
             "DELETE FROM auth_tokens WHERE rowid IN"
             " (SELECT rowid FROM auth_tokens WHERE expires_at <= ? LIMIT ?)", (now, batch))
+
+    async def page(self, start_key: str | None, limit: int) -> list[AccountSummary]:
+        # The live count is the one the triggers keep (see db.py), not a count.
+        return [AccountSummary(account_from_row(row), int(row[6]))
+                for row in await self.db.fetchall(
+                    f"SELECT {ACCOUNT_COLUMNS}, live_clicktocalls FROM accounts"
+                    " WHERE id > ? ORDER BY id LIMIT ?", (start_key or "", limit), bulk=True)]
+
+    async def summary(self, account_id: str) -> AccountSummary | None:
+        row = await self.db.fetchone(
+            f"SELECT {ACCOUNT_COLUMNS}, live_clicktocalls FROM accounts WHERE id = ?",
+            (account_id,))
+        return AccountSummary(account_from_row(row), int(row[6])) if row else None
+
+    async def rotate_key(self, account_id: str, api_key_hash: str) -> AccountRecord | None:
+        rows = await self.db.execute_returning(
+            "UPDATE accounts SET api_key_hash = ?, key_generation = key_generation + 1"
+            f" WHERE id = ? AND disabled != {DELETING} RETURNING {ACCOUNT_COLUMNS}",
+            (api_key_hash, account_id))
+        # Committed when execute_returning returns: now every process's cache may learn it.
+        self.db.revocations.bump()
+        return account_from_row(rows[0]) if rows else None
+
+    async def set_status(self, account_id: str, status: int) -> AccountRecord | None:
+        rows = await self.db.execute_returning(
+            f"UPDATE accounts SET disabled = CASE WHEN disabled = {DELETING} THEN disabled"
+            f" ELSE ? END WHERE id = ? RETURNING {ACCOUNT_COLUMNS}", (status, account_id))
+        self.db.revocations.bump()
+        return account_from_row(rows[0]) if rows else None
+
+    async def delete_tokens(self, account_id: str, batch: int) -> int:
+        deleted = await self.db.execute(
+            "DELETE FROM auth_tokens WHERE rowid IN"
+            " (SELECT rowid FROM auth_tokens WHERE account_id = ? LIMIT ?)",
+            (account_id, batch))
+        if deleted:
+            self.db.revocations.bump()  # a cached copy of a deleted token must go too
+        return deleted
+
+    async def delete(self, account_id: str) -> bool:
+        deleted = await self.db.execute("DELETE FROM accounts WHERE id = ?", (account_id,))
+        self.db.revocations.bump()
+        return deleted == 1
+
+    def revocation_mark(self) -> bytes | None:
+        return self.db.revocations.read()

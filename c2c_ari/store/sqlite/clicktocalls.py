@@ -2,7 +2,8 @@
 
 Reads of single documents are served from a cache bounded in bytes that every write of this
 store keeps current. That is sound because one service process owns the database file: no
-other writer changes click-to-calls behind its back (the CLI only creates accounts).
+other writer changes click-to-calls behind its back (the CLI's `accounts delete` removes
+them only from an account it has disabled first, which no request can reach any more).
 """
 
 from __future__ import annotations
@@ -63,6 +64,11 @@ class DocumentCache:
             self.drop(account_id, next(iter(order)))
         while self.used > self.limit:
             self.drop(*next(iter(self._entries)))
+
+    def drop_account(self, account_id: str) -> None:
+        entry = self._by_account.get(account_id)
+        for doc_id in list(entry[0]) if entry else []:
+            self.drop(account_id, doc_id)
 
     def drop(self, account_id: str, doc_id: str) -> None:
         entry = self._entries.pop((account_id, doc_id), None)
@@ -164,6 +170,18 @@ class ClickToCallStore:
         await self.db.execute(
             "DELETE FROM clicktocalls WHERE account_id = ? AND id = ? AND deleted = 1",
             (account_id, doc_id))
+
+    async def purge_account(self, account_id: str, batch: int) -> int:
+        """Remove up to `batch` click-to-calls of the account, live or soft-deleted (the
+        live count follows, by trigger). The cache of this process forgets the account's
+        documents; another process's cache may keep them, but no request reaches them: the
+        account was made DELETING first, and every way in checks that."""
+        removed = await self.db.execute(
+            "DELETE FROM clicktocalls WHERE account_id = ? AND id IN"
+            " (SELECT id FROM clicktocalls WHERE account_id = ? LIMIT ?)",
+            (account_id, account_id, batch))
+        self.cache.drop_account(account_id)
+        return removed
 
     async def page(
         self, account_id: str, start_key: str | None, limit: int, *, bulk: bool = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -133,7 +134,59 @@ MIGRATIONS: list[str] = [
         WHERE id = NEW.account_id;
     END;
     """,
+    # Operators' account commands: `disabled` (0 enabled, 1 disabled, 2 being deleted); the
+    # key generation a token was issued under, which a key rotation bumps on the account so
+    # every older token is refused at once; an account's tokens found without a scan (a
+    # delete takes them in batches); and the live count kept right when an account's
+    # click-to-calls are removed outright (a delete), not only soft-deleted.
+    """
+    ALTER TABLE accounts ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE accounts ADD COLUMN key_generation INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE auth_tokens ADD COLUMN key_generation INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX auth_tokens_by_account ON auth_tokens(account_id);
+    CREATE TRIGGER clicktocalls_removed AFTER DELETE ON clicktocalls WHEN OLD.deleted = 0
+    BEGIN
+        UPDATE accounts SET live_clicktocalls = live_clicktocalls - 1
+        WHERE id = OLD.account_id;
+    END;
+    """,
 ]
+
+
+class RevocationMark:
+    """`<file>.revocations`: 16 bytes that the store rewrites with new random ones after it
+    has committed a key rotation, a disable or a delete, in whichever process did it (the
+    CLI runs beside the service). The service caches tokens it has checked; it reads these
+    bytes (one pread, no query) before trusting its cache, and forgets every cached token
+    once they differ. Random rather than a counter: two processes bumping at once still
+    leave a value no reader has seen."""
+
+    SIZE = 16
+
+    def __init__(self, database: Path) -> None:
+        self.path = database.with_name(database.name + ".revocations")
+        self._fd: int | None = None
+
+    def open(self) -> None:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def read(self) -> bytes:
+        if self._fd is None:
+            raise RuntimeError("database is not open")
+        return os.pread(self._fd, self.SIZE, 0)
+
+    def bump(self) -> None:
+        if self._fd is None:
+            raise RuntimeError("database is not open")
+        # One small pwrite: readers see the old bytes or the new ones (a torn read would be
+        # a third value, which only costs a cache refill).
+        os.pwrite(self._fd, os.urandom(self.SIZE), 0)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 @dataclass
@@ -193,6 +246,7 @@ class Database:
         self._writer_conn: sqlite3.Connection | None = None
         self._queue: list[_Write] = []
         self._flusher: asyncio.Task[None] | None = None
+        self.revocations = RevocationMark(path)
 
     async def open(self) -> Database:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -201,6 +255,7 @@ class Database:
         self._bulk = await self._reader()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._writer_conn = await self._in_writer(_connect_writer, self.path)
+        self.revocations.open()
         return self
 
     async def _reader(self) -> aiosqlite.Connection:
@@ -222,6 +277,7 @@ class Database:
             if conn is not None:
                 await conn.close()
         self._conn = self._bulk = None
+        self.revocations.close()
 
     async def __aenter__(self) -> Database:
         return await self.open()

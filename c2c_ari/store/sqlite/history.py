@@ -65,6 +65,13 @@ class HistoryStore:
             " WHERE account_id = ? AND clicktocall_id = ? LIMIT ?)",
             (account_id, clicktocall_id, batch))
 
+    async def delete_of_account(self, account_id: str, batch: int) -> int:
+        """Delete up to `batch` items of the account (an index range of history_by_time);
+        how many went."""
+        return await self.db.execute(
+            "DELETE FROM history WHERE seq IN (SELECT seq FROM history"
+            " WHERE account_id = ? LIMIT ?)", (account_id, batch))
+
     async def get(self, account_id: str, call_id: str) -> dict[str, Any] | None:
         row = await self.db.fetchone(
             "SELECT doc FROM history WHERE call_id = ? AND account_id = ?", (call_id, account_id)
