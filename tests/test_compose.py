@@ -14,6 +14,7 @@ import json
 import os
 import posixpath
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -337,18 +338,53 @@ def test_every_copied_file_is_in_the_build_context(name: str) -> None:
                         f"{build.dockerfile}: COPY {pattern}: .dockerignore leaves it empty"
 
 
+def pip_install_dir(build: Build, image: Path) -> Path:
+    """Where, in the image on paper, the Dockerfile runs `pip install .`."""
+    workdir = "/"
+    for word, args in instructions(build.dockerfile):
+        if word == "WORKDIR":
+            workdir = posixpath.join(workdir, args)
+        elif word == "RUN" and re.search(r"\bpip install (\S+ )*\.(\s|$)", args):
+            return image / workdir.lstrip("/")
+    raise AssertionError(f"no `pip install .` in {build.dockerfile}")
+
+
+def python_checks(dockerfile: Path) -> list[tuple[str, dict[str, str]]]:
+    """The code of every `python -c "..."` of the RUN lines, with the ENV of its stage."""
+    found: list[tuple[str, dict[str, str]]] = []
+    env: dict[str, str] = {}
+    for word, args in instructions(dockerfile):
+        if word == "FROM":
+            env = {}
+        elif word == "ENV":
+            words = shlex.split(args)
+            if "=" in words[0]:
+                env.update(w.split("=", 1) for w in words)
+            else:
+                env[words[0]] = args.split(None, 1)[1]
+        elif word == "RUN":
+            words = exec_form(args) or shlex.split(args)
+            for i, w in enumerate(words[:-2]):
+                if re.fullmatch(r"python3?(\.\d+)?", posixpath.basename(w)) and \
+                        words[i + 1] == "-c":
+                    found.append((words[i + 2], dict(env)))
+    return found
+
+
+def web_stage_output(static: Path) -> None:
+    """Stand-ins for what the web stage copies into the image: the files web/build.mjs
+    writes, named as it names them (their contents matter to no check)."""
+    names = re.findall(r"new URL\('([^'/]+)', out\)", (ROOT / "web/build.mjs").read_text())
+    assert names, "web/build.mjs names no output file"
+    static.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (static / name).write_text(f"stand-in for the web build's {name}\n")
+
+
 def test_service_image_gets_the_package_and_its_schemas(tmp_path: Path) -> None:
     build = builds()[SERVICE]
     image = build.image(tmp_path)
-    runs = [(w, a) for w, a in instructions(build.dockerfile) if w in ("WORKDIR", "RUN")]
-    workdir, src = "/", None
-    for word, args in runs:
-        if word == "WORKDIR":
-            workdir = posixpath.join(workdir, args)
-        elif re.search(r"\bpip install (\S+ )*\.(\s|$)", args):
-            src = image / workdir.lstrip("/")
-            break
-    assert src is not None, "no `pip install .` in the service's Dockerfile"
+    src = pip_install_dir(build, image)
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert (src / "pyproject.toml").read_text() == (ROOT / "pyproject.toml").read_text()
     assert (src / project["project"]["readme"]).is_file()
@@ -376,6 +412,30 @@ def test_service_image_gets_the_package_and_its_schemas(tmp_path: Path) -> None:
                     ours.read_bytes()
 
 
+def test_the_python_checks_of_the_service_image_pass(tmp_path: Path) -> None:
+    # What the build runs after `pip install .`, run here on the package as the image holds
+    # it, from a folder outside the source tree: a check naming a module or function that no
+    # longer exists would fail the real build.
+    build = builds()[SERVICE]
+    checks = python_checks(build.dockerfile)
+    assert checks, f"no `python -c` check in {build.dockerfile}"
+    installed = pip_install_dir(build, build.image(tmp_path / "image"))
+    web_stage_output(installed / "c2c_ari" / "static")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("C2C_", "PYTHON"))} | {"PYTHONPATH": str(installed)}
+    where = subprocess.run([sys.executable, "-c", "import c2c_ari; print(c2c_ari.__file__)"],
+                           cwd=elsewhere, env=base, capture_output=True, text=True, timeout=60)
+    assert Path(where.stdout.strip()).is_relative_to(installed), where.stdout + where.stderr
+    for code, env in checks:
+        # The shell would expand these; the code is run here as written.
+        assert "$" not in code and "`" not in code, code
+        done = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=base | env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, f"python -c {code!r}:\n{done.stderr}"
+
+
 def test_symlinks_in_the_images_resolve(tmp_path: Path) -> None:
     for name, build in builds().items():
         image = build.image(tmp_path / name)
@@ -385,7 +445,7 @@ def test_symlinks_in_the_images_resolve(tmp_path: Path) -> None:
             assert not target.startswith("/"), f"{name}: absolute link {link} -> {target}"
             assert link.resolve().exists(), f"{name}: {link} -> {target} dangles in the image"
         if name == SERVICE:
-            assert links, "c2c_ari/schemas is a symlink: the image should carry it"
+            assert links, "c2c_ari/schema_files is a symlink: the image should carry it"
 
 
 def test_asterisk_image_carries_the_shipped_configuration(tmp_path: Path) -> None:
