@@ -631,6 +631,8 @@ def test_entrypoint_writes_the_ari_user_and_opens_ari_to_the_network(fake_root: 
     assert http == shipped.replace("bindaddr = 127.0.0.1", "bindaddr = 0.0.0.0")
     assert (etc / "http.conf").stat().st_mode & 0o777 == 0o644
     assert "pjsip.conf is the shipped test configuration" in done.stderr
+    # No ASTERISK_SYSTEMNAME: asterisk.conf as shipped.
+    assert (etc / "asterisk.conf").read_text() == (ROOT / "asterisk/asterisk.conf").read_text()
     for sub in ("var/run/asterisk", "var/log/asterisk", "var/lib/asterisk", "var/spool/asterisk"):
         assert (fake_root / "root" / sub).is_dir()
     assert not list(etc.glob(".*")), "temporary files left behind"
@@ -649,6 +651,59 @@ def test_entrypoint_keeps_ari_on_loopback_when_asked(fake_root: Path) -> None:
     assert "\n[c2c]\n" in (etc / "ari_users.conf").read_text()
 
 
+def test_entrypoint_sets_the_systemname_at_every_start(fake_root: Path) -> None:
+    etc = fake_root / "root/etc/asterisk"
+    shipped = (ROOT / "asterisk/asterisk.conf").read_text()
+    assert "\n[options]\n" in shipped and not re.search(r"(?m)^\s*systemname", shipped)
+    done = run_entrypoint(fake_root, {**CREDENTIALS, "ASTERISK_SYSTEMNAME": "node-1.a_b"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("started")
+    written = (etc / "asterisk.conf").read_text()
+    assert written == shipped.replace("\n[options]\n", "\n[options]\nsystemname = node-1.a_b\n")
+    assert (etc / "asterisk.conf").stat().st_mode & 0o777 == 0o644
+    again = run_entrypoint(fake_root, {**CREDENTIALS, "ASTERISK_SYSTEMNAME": "node-1.a_b"})
+    assert again.returncode == 0, again.stderr
+    assert (etc / "asterisk.conf").read_text() == written
+    # Another name replaces it: still one line.
+    renamed = run_entrypoint(fake_root, {**CREDENTIALS, "ASTERISK_SYSTEMNAME": "node2"})
+    assert renamed.returncode == 0, renamed.stderr
+    assert (etc / "asterisk.conf").read_text() == written.replace("node-1.a_b", "node2")
+    assert not list(etc.glob(".*")), "temporary files left behind"
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    # A systemname line of [options] is replaced where it is, duplicates dropped.
+    ("[options]\nverbose = 3\nsystemname = old\n\n[compat]\npbx_realtime = 1.6\n",
+     "[options]\nverbose = 3\nsystemname = NEW\n\n[compat]\npbx_realtime = 1.6\n"),
+    ("[options] ; main\n  systemname=old\nsystemname = older\nverbose = 3\n",
+     "[options] ; main\nsystemname = NEW\nverbose = 3\n"),
+    # One in another section is not [options]'s.
+    ("[compat]\nsystemname = other\n[options]\nverbose = 3\n",
+     "[compat]\nsystemname = other\n[options]\nsystemname = NEW\nverbose = 3\n"),
+    # No [options] section at all: one is added.
+    ("[directories]\nastetcdir => /etc/asterisk\n",
+     "[directories]\nastetcdir => /etc/asterisk\n\n[options]\nsystemname = NEW\n"),
+])
+def test_entrypoint_systemname_in_an_operators_asterisk_conf(
+        fake_root: Path, before: str, after: str) -> None:
+    conf = fake_root / "root/etc/asterisk/asterisk.conf"
+    conf.write_text(before)
+    for _ in range(2):
+        done = run_entrypoint(fake_root, {**CREDENTIALS, "ASTERISK_SYSTEMNAME": "NEW"})
+        assert done.returncode == 0, done.stderr
+        assert conf.read_text() == after
+
+
+def test_entrypoint_refuses_a_systemname_without_asterisk_conf(fake_root: Path) -> None:
+    (fake_root / "root/etc/asterisk/asterisk.conf").unlink()
+    done = run_entrypoint(fake_root, {**CREDENTIALS, "ASTERISK_SYSTEMNAME": "node1"})
+    assert done.returncode != 0
+    assert "asterisk.conf is missing" in done.stderr
+    assert not (fake_root / "root/etc/asterisk/ari_users.conf").exists()
+    # Without a systemname to write, asterisk.conf is none of the entrypoint's business.
+    assert run_entrypoint(fake_root, CREDENTIALS).returncode == 0
+
+
 @pytest.mark.parametrize(("env", "message"), [
     ({}, "C2C_ARI_PASSWORD is not set"),
     ({"C2C_ARI_PASSWORD": ""}, "C2C_ARI_PASSWORD is not set"),
@@ -660,6 +715,13 @@ def test_entrypoint_keeps_ari_on_loopback_when_asked(fake_root: Path) -> None:
     ({"C2C_ARI_PASSWORD": "mot-de-passé"}, "C2C_ARI_PASSWORD has characters"),
     ({"C2C_ARI_PASSWORD": "ok", "C2C_ARI_USER": "a:b"}, "C2C_ARI_USER"),
     ({"C2C_ARI_PASSWORD": "ok", "ASTERISK_HTTP_BIND": "0.0.0.0/8"}, "ASTERISK_HTTP_BIND"),
+    ({"C2C_ARI_PASSWORD": "ok", "ASTERISK_SYSTEMNAME": "node 1"}, "ASTERISK_SYSTEMNAME"),
+    ({"C2C_ARI_PASSWORD": "ok", "ASTERISK_SYSTEMNAME": "node;1"}, "ASTERISK_SYSTEMNAME"),
+    ({"C2C_ARI_PASSWORD": "ok", "ASTERISK_SYSTEMNAME": "node/1"}, "ASTERISK_SYSTEMNAME"),
+    ({"C2C_ARI_PASSWORD": "ok", "ASTERISK_SYSTEMNAME": "nœud"}, "ASTERISK_SYSTEMNAME"),
+    ({"C2C_ARI_PASSWORD": "ok", "ASTERISK_SYSTEMNAME": "n\n[x]"}, "ASTERISK_SYSTEMNAME"),
+    # Channels with ids starting c2c- are the service's own: it would hang up the phones' calls.
+    ({"C2C_ARI_PASSWORD": "ok", "ASTERISK_SYSTEMNAME": "c2c-node1"}, "c2c-ari's own"),
 ])
 def test_entrypoint_refuses_to_start(fake_root: Path, env: dict[str, str], message: str) -> None:
     done = run_entrypoint(fake_root, env)
@@ -669,6 +731,7 @@ def test_entrypoint_refuses_to_start(fake_root: Path, env: dict[str, str], messa
     etc = fake_root / "root/etc/asterisk"
     assert not (etc / "ari_users.conf").exists()
     assert (etc / "http.conf").read_text() == (ROOT / "asterisk/http.conf").read_text()
+    assert (etc / "asterisk.conf").read_text() == (ROOT / "asterisk/asterisk.conf").read_text()
 
 
 def test_entrypoint_runs_other_commands_as_they_are(fake_root: Path) -> None:
