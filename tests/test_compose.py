@@ -708,6 +708,22 @@ def test_each_node_has_its_own_systemname() -> None:
     assert "ASTERISK_SYSTEMNAME" in ENTRYPOINT.read_text()
 
 
+def test_service_warns_of_no_missing_asterisk(tmp_path: Path) -> None:
+    # In its container there is no local Asterisk: the nodes are what it calls through.
+    from c2c_ari import cli
+    from c2c_ari.config import LocalAsteriskSettings
+
+    localasterisk.configure(LocalAsteriskSettings(cache_dir=tmp_path))
+    try:
+        assert localasterisk.read_credentials() is None
+        assert cli._no_asterisk_warning(service_settings()) is None
+        # The same settings without their nodes would be warned about.
+        no_nodes = dataclasses.replace(service_settings(), nodes=())
+        assert cli._no_asterisk_warning(no_nodes)
+    finally:
+        localasterisk.configure(None)
+
+
 def api_port() -> str:
     command = services()[SERVICE]["command"]
     flags = dict(zip(command[2::2], command[3::2], strict=True))
