@@ -18,7 +18,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # What `pip install .` needs: the metadata, the readme it names, the package, and schemas/,
-# which c2c_ari/schemas links to (the wheel carries the schema documents through that link).
+# which c2c_ari/schema_files links to (the wheel carries the schema documents through that
+# link).
 WORKDIR /usr/src/c2c-ari
 COPY pyproject.toml README.md ./
 COPY schemas ./schemas
@@ -26,10 +27,11 @@ COPY c2c_ari ./c2c_ari
 COPY --from=web /usr/src/c2c-ari/c2c_ari/static ./c2c_ari/static
 # Install, check from outside the source tree that the installed package finds its schemas,
 # then drop the source. The service runs as an unprivileged user; /data holds its SQLite file
-# (a named volume in compose.yaml starts with this folder's owner).
+# when no PostgreSQL URL is given (a named volume mounted there starts with this folder's
+# owner).
 RUN pip install . \
     && cd / \
-    && python -c "from c2c_ari.domain.validation import load_schemas, schemas_dir; \
+    && python -c "from c2c_ari.schemas import load_schemas, schemas_dir; \
 assert (schemas_dir() / 'clicktocall.json').is_file(), schemas_dir(); load_schemas(); \
 from c2c_ari.api.pages import load_assets; assert {'index.html', 'widget.js'} <= set(load_assets())" \
     && rm -rf /usr/src/c2c-ari \

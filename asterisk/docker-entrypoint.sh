@@ -11,7 +11,10 @@
 #     binds 127.0.0.1, which in a container only the container itself reaches. 0.0.0.0 means
 #     every interface of this container; compose.yaml publishes ARI on no host port, so only
 #     containers on the compose network reach it. With host networking, set 127.0.0.1.
-#  3. creates Asterisk's run, log, lib and spool folders owned by the asterisk user.
+#  3. when ASTERISK_SYSTEMNAME is set, makes it asterisk.conf's `systemname` (the prefix of every
+#     channel's unique id): nodes sharing ARI clients each need their own, or the ids of the
+#     two could collide. Unset: asterisk.conf is left as it is.
+#  4. creates Asterisk's run, log, lib and spool folders owned by the asterisk user.
 # Any other command (a shell, say) runs as it is.
 #
 # ASTERISK_ROOT (default: empty, i.e. /) prefixes every path written; the tests point it at a
@@ -64,6 +67,19 @@ grep -Eq '^bindaddr[[:space:]]*=' "$http_conf" ||
 grep -q '^#tryinclude ari_users.conf' "$etc/ari.conf" ||
     die "$etc/ari.conf does not include ari_users.conf: the ARI user would not exist"
 
+systemname=${ASTERISK_SYSTEMNAME:-}
+asterisk_conf=$etc/asterisk.conf
+if [ -n "$systemname" ]; then
+    only_chars "$systemname" 'A-Za-z0-9._-' ||
+        die "ASTERISK_SYSTEMNAME=$systemname: use letters, digits and ._- only"
+    # c2c-ari takes channels whose ids start with c2c- for its own leftovers and hangs them up.
+    case $systemname in
+        c2c-*) die "ASTERISK_SYSTEMNAME=$systemname: c2c-... is the prefix of c2c-ari's own" \
+            "channel ids; choose another name" ;;
+    esac
+    [ -f "$asterisk_conf" ] || die "$asterisk_conf is missing"
+fi
+
 asterisk_ids=
 if id -u asterisk >/dev/null 2>&1; then
     asterisk_ids=asterisk:asterisk
@@ -107,7 +123,39 @@ if grep -Eq '^bind[[:space:]]*=[[:space:]]*127\.' "$etc/pjsip.conf" 2>/dev/null;
         "for real use (see compose.yaml)" >&2
 fi
 
-# --- 3. Asterisk's own folders (a fresh volume or a tmpfs /run starts empty)
+# --- 3. this node's systemname: a systemname line of [options] replaced, else one added right
+# after [options] (or an [options] section appended), so that every start gives the same file.
+if [ -n "$systemname" ]; then
+    tmp=$(mktemp "$etc/.asterisk.conf.XXXXXX") || die "cannot write in $etc"
+    awk -v line="systemname = $systemname" '
+        NR == FNR {
+            if (/^\[/) { opts = /^\[options\]/ }
+            else if (opts && /^[[:space:]]*systemname[[:space:]]*=/) { found = 1 }
+            next
+        }
+        FNR == 1 { opts = 0 }
+        /^\[/ { opts = /^\[options\]/ }
+        opts && /^[[:space:]]*systemname[[:space:]]*=/ {
+            if (!done) { print line; done = 1 }
+            next
+        }
+        { print }
+        opts && !found && !done { print line; done = 1 }
+        END { if (!done) { print ""; print "[options]"; print line } }
+    ' "$asterisk_conf" "$asterisk_conf" >"$tmp"
+    if cmp -s "$tmp" "$asterisk_conf"; then
+        rm -f "$tmp"
+    else
+        chmod 0644 "$tmp"
+        mv -f "$tmp" "$asterisk_conf" 2>/dev/null || {
+            rm -f "$tmp"
+            die "cannot rewrite $asterisk_conf; set systemname = $systemname in its [options]" \
+                "yourself"
+        }
+    fi
+fi
+
+# --- 4. Asterisk's own folders (a fresh volume or a tmpfs /run starts empty)
 for dir in /var/run/asterisk /var/log/asterisk /var/lib/asterisk /var/spool/asterisk; do
     mkdir -p "$root$dir"
     [ -z "$asterisk_ids" ] || chown "$asterisk_ids" "$root$dir"

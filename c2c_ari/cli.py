@@ -97,6 +97,9 @@ def _no_asterisk_warning(settings: Settings) -> str | None:
     """Why no call could be placed, said at start rather than at the first 503."""
     from c2c_ari import localasterisk
 
+    if settings.nodes:
+        # The nodes are used whatever ari_url says (see app.ari_nodes).
+        return None
     if settings.ari_url == "off":
         return "calls are off (ari_url = off): every connect answers 503"
     if settings.ari_url == "auto" and localasterisk.read_credentials() is None:

@@ -1,10 +1,12 @@
 """compose.yaml and the two Dockerfiles, checked without a Docker engine.
 
-The file is validated against the Compose Specification's JSON Schema (check-jsonschema ships
-it); every path it names must exist; each image is built on paper (its COPY instructions
-applied to its build context as .dockerignore filters it) to show that what the image needs
-gets in; the service's environment names real settings; and the Asterisk entrypoint is run
-against a copy of the shipped configuration.
+The deployment: PostgreSQL, two Asterisk nodes built from asterisk/Dockerfile, and two
+replicas of the service sharing both. The file is validated against the Compose
+Specification's JSON Schema (check-jsonschema ships it); every path it names must exist; each
+image is built on paper (its COPY instructions applied to its build context as .dockerignore
+filters it) to show that what the image needs gets in, and the service image's build-time
+checks are run on that; the service's environment names real settings and loads; and the
+Asterisk entrypoint is run against a copy of the shipped configuration.
 """
 
 from __future__ import annotations
@@ -14,24 +16,34 @@ import json
 import os
 import posixpath
 import re
+import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import tomllib
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import psycopg
 import pytest
+from aiohttp import web
 from ruamel.yaml import YAML
 
 from c2c_ari import localasterisk
+from c2c_ari.api import operations
 from c2c_ari.config import ENV_PREFIX, Settings, env_name
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "compose.yaml"
 ENTRYPOINT = ROOT / "asterisk" / "docker-entrypoint.sh"
+ASTERISK_DOCKERFILE = ROOT / "asterisk" / "Dockerfile"
 SERVICE = "c2c-ari"
-ASTERISK = "asterisk"
+POSTGRES = "postgres"
+# What the tests give compose for the variables it requires.
+SECRETS = {"C2C_ARI_PASSWORD": "s3cret", "C2C_DB_PASSWORD": "db-s3cret"}
 
 
 def load_compose(path: Path = COMPOSE) -> dict:
@@ -40,6 +52,11 @@ def load_compose(path: Path = COMPOSE) -> dict:
 
 def services() -> dict[str, dict]:
     return load_compose()["services"]
+
+
+def asterisk_services() -> list[str]:
+    """The Asterisk nodes: the services built from asterisk/Dockerfile."""
+    return [name for name, build in builds().items() if build.dockerfile == ASTERISK_DOCKERFILE]
 
 
 def check_jsonschema(path: Path) -> subprocess.CompletedProcess[str]:
@@ -284,11 +301,37 @@ def test_schema_check_refuses_a_broken_file(tmp_path: Path) -> None:
     assert done.returncode != 0, done.stdout
 
 
-def test_the_two_services_are_built_from_the_project() -> None:
+@pytest.mark.parametrize("block", [*services(), "x-asterisk"])
+def test_schema_check_covers_every_service(tmp_path: Path, block: str) -> None:
+    # A key no service may have, put in each service (and in the definition the Asterisk
+    # nodes share), must be refused: every service goes through the validator.
+    text = COMPOSE.read_text()
+    header = re.search(rf"(?m)^ *{re.escape(block)}:( &[\w-]+)?\n", text)
+    assert header, block
+    indent = " " * (len(header[0]) - len(header[0].lstrip()) + 2)
+    broken = tmp_path / "compose.yaml"
+    broken.write_text(text[:header.end()] + f"{indent}not_a_compose_key: 1\n"
+                      + text[header.end():])
+    assert load_compose(broken)  # still YAML
+    done = check_jsonschema(broken)
+    assert done.returncode != 0, done.stdout
+    assert "not_a_compose_key" in done.stdout + done.stderr
+
+
+def test_the_deployment_is_postgres_two_nodes_and_the_service() -> None:
+    assert set(services()) == {POSTGRES, "asterisk-1", "asterisk-2", SERVICE}
     found = builds()
-    assert set(found) == {ASTERISK, SERVICE}
+    assert set(found) == {"asterisk-1", "asterisk-2", SERVICE}
     assert found[SERVICE].dockerfile == ROOT / "Dockerfile"
-    assert found[ASTERISK].dockerfile == ROOT / "asterisk" / "Dockerfile"
+    assert sorted(asterisk_services()) == ["asterisk-1", "asterisk-2"]
+    # The nodes share one definition: they differ in their systemname alone.
+    one, two = (dict(services()[name]) for name in asterisk_services())
+    env_one, env_two = one.pop("environment"), two.pop("environment")
+    assert one == two
+    assert {k: v for k, v in env_one.items() if k != "ASTERISK_SYSTEMNAME"} == \
+        {k: v for k, v in env_two.items() if k != "ASTERISK_SYSTEMNAME"}
+    # The database: the official image of PostgreSQL 16 or 17 (PGDATA as tested below).
+    assert re.fullmatch(r"postgres:1[67](\.\d+)*-bookworm", services()[POSTGRES]["image"])
 
 
 def test_every_referenced_path_exists() -> None:
@@ -322,9 +365,18 @@ def test_named_volumes_are_declared() -> None:
 # --------------------------------------------------------------------------- the images
 
 
-@pytest.mark.parametrize("name", [ASTERISK, SERVICE])
-def test_every_copied_file_is_in_the_build_context(name: str) -> None:
-    build = builds()[name]
+def image_build(dockerfile: Path) -> Build:
+    """The build of the services built from that Dockerfile (the same for each of them)."""
+    found = {(b.context, b.dockerfile) for b in builds().values() if b.dockerfile == dockerfile}
+    assert len(found) == 1, f"{dockerfile}: built {len(found)} ways"
+    context, dockerfile = found.pop()
+    return Build(dockerfile.parent.name, context, dockerfile)
+
+
+@pytest.mark.parametrize("dockerfile", [ASTERISK_DOCKERFILE, ROOT / "Dockerfile"],
+                         ids=["asterisk", "service"])
+def test_every_copied_file_is_in_the_build_context(dockerfile: Path) -> None:
+    build = image_build(dockerfile)
     copies = list(build.copies())
     assert copies, f"{build.dockerfile}: no COPY"
     for sources, _dest, _workdir in copies:
@@ -337,18 +389,53 @@ def test_every_copied_file_is_in_the_build_context(name: str) -> None:
                         f"{build.dockerfile}: COPY {pattern}: .dockerignore leaves it empty"
 
 
+def pip_install_dir(build: Build, image: Path) -> Path:
+    """Where, in the image on paper, the Dockerfile runs `pip install .`."""
+    workdir = "/"
+    for word, args in instructions(build.dockerfile):
+        if word == "WORKDIR":
+            workdir = posixpath.join(workdir, args)
+        elif word == "RUN" and re.search(r"\bpip install (\S+ )*\.(\s|$)", args):
+            return image / workdir.lstrip("/")
+    raise AssertionError(f"no `pip install .` in {build.dockerfile}")
+
+
+def python_checks(dockerfile: Path) -> list[tuple[str, dict[str, str]]]:
+    """The code of every `python -c "..."` of the RUN lines, with the ENV of its stage."""
+    found: list[tuple[str, dict[str, str]]] = []
+    env: dict[str, str] = {}
+    for word, args in instructions(dockerfile):
+        if word == "FROM":
+            env = {}
+        elif word == "ENV":
+            words = shlex.split(args)
+            if "=" in words[0]:
+                env.update(w.split("=", 1) for w in words)
+            else:
+                env[words[0]] = args.split(None, 1)[1]
+        elif word == "RUN":
+            words = exec_form(args) or shlex.split(args)
+            for i, w in enumerate(words[:-2]):
+                if re.fullmatch(r"python3?(\.\d+)?", posixpath.basename(w)) and \
+                        words[i + 1] == "-c":
+                    found.append((words[i + 2], dict(env)))
+    return found
+
+
+def web_stage_output(static: Path) -> None:
+    """Stand-ins for what the web stage copies into the image: the files web/build.mjs
+    writes, named as it names them (their contents matter to no check)."""
+    names = re.findall(r"new URL\('([^'/]+)', out\)", (ROOT / "web/build.mjs").read_text())
+    assert names, "web/build.mjs names no output file"
+    static.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (static / name).write_text(f"stand-in for the web build's {name}\n")
+
+
 def test_service_image_gets_the_package_and_its_schemas(tmp_path: Path) -> None:
     build = builds()[SERVICE]
     image = build.image(tmp_path)
-    runs = [(w, a) for w, a in instructions(build.dockerfile) if w in ("WORKDIR", "RUN")]
-    workdir, src = "/", None
-    for word, args in runs:
-        if word == "WORKDIR":
-            workdir = posixpath.join(workdir, args)
-        elif re.search(r"\bpip install (\S+ )*\.(\s|$)", args):
-            src = image / workdir.lstrip("/")
-            break
-    assert src is not None, "no `pip install .` in the service's Dockerfile"
+    src = pip_install_dir(build, image)
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert (src / "pyproject.toml").read_text() == (ROOT / "pyproject.toml").read_text()
     assert (src / project["project"]["readme"]).is_file()
@@ -376,6 +463,30 @@ def test_service_image_gets_the_package_and_its_schemas(tmp_path: Path) -> None:
                     ours.read_bytes()
 
 
+def test_the_python_checks_of_the_service_image_pass(tmp_path: Path) -> None:
+    # What the build runs after `pip install .`, run here on the package as the image holds
+    # it, from a folder outside the source tree: a check naming a module or function that no
+    # longer exists would fail the real build.
+    build = builds()[SERVICE]
+    checks = python_checks(build.dockerfile)
+    assert checks, f"no `python -c` check in {build.dockerfile}"
+    installed = pip_install_dir(build, build.image(tmp_path / "image"))
+    web_stage_output(installed / "c2c_ari" / "static")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("C2C_", "PYTHON"))} | {"PYTHONPATH": str(installed)}
+    where = subprocess.run([sys.executable, "-c", "import c2c_ari; print(c2c_ari.__file__)"],
+                           cwd=elsewhere, env=base, capture_output=True, text=True, timeout=60)
+    assert Path(where.stdout.strip()).is_relative_to(installed), where.stdout + where.stderr
+    for code, env in checks:
+        # The shell would expand these; the code is run here as written.
+        assert "$" not in code and "`" not in code, code
+        done = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=base | env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, f"python -c {code!r}:\n{done.stderr}"
+
+
 def test_symlinks_in_the_images_resolve(tmp_path: Path) -> None:
     for name, build in builds().items():
         image = build.image(tmp_path / name)
@@ -385,11 +496,11 @@ def test_symlinks_in_the_images_resolve(tmp_path: Path) -> None:
             assert not target.startswith("/"), f"{name}: absolute link {link} -> {target}"
             assert link.resolve().exists(), f"{name}: {link} -> {target} dangles in the image"
         if name == SERVICE:
-            assert links, "c2c_ari/schemas is a symlink: the image should carry it"
+            assert links, "c2c_ari/schema_files is a symlink: the image should carry it"
 
 
 def test_asterisk_image_carries_the_shipped_configuration(tmp_path: Path) -> None:
-    build = builds()[ASTERISK]
+    build = image_build(ASTERISK_DOCKERFILE)
     image = build.image(tmp_path)
     shipped = sorted(p.name for p in (ROOT / "asterisk").glob("*.conf"))
     assert "ari.conf" in shipped and "modules.conf" in shipped
@@ -406,7 +517,7 @@ def test_asterisk_image_carries_the_shipped_configuration(tmp_path: Path) -> Non
 
 
 def test_asterisk_image_installs_what_the_local_asterisk_has() -> None:
-    build = builds()[ASTERISK]
+    build = image_build(ASTERISK_DOCKERFILE)
     froms = [args for word, args in instructions(build.dockerfile) if word == "FROM"]
     assert froms == [f"debian:{localasterisk.SUITE}"]
     installs = [args for word, args in instructions(build.dockerfile)
@@ -451,62 +562,172 @@ def test_dockerignore_matcher_follows_docker_rules() -> None:
 # --------------------------------------------------------------------------- the environment
 
 
+# Not settings of the service: libpq's own variables, which psycopg reads.
+LIBPQ_ENV = {"PGPASSWORD"}
+
+
 def known_env_names() -> set[str]:
     return {env_name(f.name) for f in dataclasses.fields(Settings)} | {f"{ENV_PREFIX}CONFIG"}
+
+
+def service_settings(env: dict[str, str] = SECRETS) -> Settings:
+    return Settings.load(env=environment(services()[SERVICE], env))
 
 
 def test_service_environment_names_real_settings() -> None:
     names = set(services()[SERVICE].get("environment") or {})
     assert names, "the service sets no environment"
-    unknown = names - known_env_names()
+    unknown = names - known_env_names() - LIBPQ_ENV
     assert not unknown, f"not settings of c2c_ari.config.Settings: {sorted(unknown)}"
-    assert {env_name("ari_url"), env_name("ari_user"), env_name("ari_password"),
-            env_name("data_dir")} <= names
+    assert {env_name("ari_user"), env_name("ari_password"), env_name("database"),
+            env_name("nodes"), env_name("metrics_listen")} <= names
+    # Both replicas get this environment: a fixed node name or instance id would give them
+    # the same instance id, and each would take the other's calls for its own.
+    assert not names & {env_name("node"), env_name("instance_id")}
 
 
 def test_service_settings_load_from_that_environment() -> None:
-    env = environment(services()[SERVICE], {"C2C_ARI_PASSWORD": "s3cret"})
-    settings = Settings.load(env=env)
+    settings = service_settings()
     assert settings.ari_password == "s3cret"
     assert settings.ari_user == "c2c"
-    mounts = [v.split(":")[1] if isinstance(v, str) else v["target"]
-              for v in services()[SERVICE].get("volumes", [])]
-    assert str(settings.data_dir) in mounts, "the SQLite folder must be a volume"
+    assert settings.database_target.startswith("postgresql://")
+    # Each replica's instance id comes from its own container's host name.
+    assert settings.instance_id == ""
+    assert settings.node == Settings().node
+    assert [node.name for node in settings.nodes] == ["node1", "node2"]
+    # No node carries credentials of its own: all take C2C_ARI_USER / C2C_ARI_PASSWORD.
+    assert all(node.user == node.password == "" for node in settings.nodes)
 
 
-def test_the_password_is_required_and_never_in_the_file() -> None:
-    for name in (SERVICE, ASTERISK):
-        raw = services()[name]["environment"][env_name("ari_password")]
-        assert re.fullmatch(r"\$\{C2C_ARI_PASSWORD:\?[^}]+\}", raw), raw
-        with pytest.raises(LookupError):
-            environment(services()[name], {})
+def test_replicas_share_a_database_server_not_a_file() -> None:
+    service = services()[SERVICE]
+    replicas = service["deploy"]["replicas"]
+    assert replicas == 2
+    # Two processes cannot share a SQLite file (the store locks it): PostgreSQL, always.
+    settings = service_settings()
+    assert urlsplit(settings.database_target).scheme == "postgresql"
+    # So nothing of the service's needs a volume.
+    assert not service.get("volumes")
 
 
-def test_both_services_share_the_ari_credentials() -> None:
-    env = {"C2C_ARI_PASSWORD": "s3cret", "C2C_ARI_USER": "ops"}
+def test_the_passwords_are_required_and_never_in_the_file() -> None:
+    required = {"C2C_ARI_PASSWORD": [(name, env_name("ari_password"))
+                                     for name in (SERVICE, *asterisk_services())],
+                "C2C_DB_PASSWORD": [(SERVICE, "PGPASSWORD"), (POSTGRES, "POSTGRES_PASSWORD")]}
+    for variable, uses in required.items():
+        for name, key in uses:
+            raw = services()[name]["environment"][key]
+            assert re.fullmatch(rf"\$\{{{variable}:\?[^}}]+\}}", raw), f"{name}: {key}={raw}"
+            with pytest.raises(LookupError, match=variable):
+                environment(services()[name], {k: v for k, v in SECRETS.items()
+                                               if k != variable})
+    # Nor inside the database URL.
+    assert urlsplit(service_settings().database_target).password is None
+    text = COMPOSE.read_text()
+    for value in SECRETS.values():
+        assert value not in text
+
+
+def test_the_nodes_and_the_service_share_the_ari_credentials() -> None:
+    env = {**SECRETS, "C2C_ARI_USER": "ops"}
     service = environment(services()[SERVICE], env)
-    asterisk = environment(services()[ASTERISK], env)
-    for setting in ("ari_user", "ari_password"):
-        name = env_name(setting)
-        assert service[name] == asterisk[name] == env[name]
-        assert name in ENTRYPOINT.read_text(), f"the entrypoint does not read {name}"
+    for node in asterisk_services():
+        asterisk = environment(services()[node], env)
+        for setting in ("ari_user", "ari_password"):
+            name = env_name(setting)
+            assert service[name] == asterisk[name] == env[name], node
+            assert name in ENTRYPOINT.read_text(), f"the entrypoint does not read {name}"
 
 
-def test_service_reaches_ari_on_the_compose_network() -> None:
+def test_the_service_and_postgres_share_the_database() -> None:
+    service = environment(services()[SERVICE], SECRETS)
+    postgres = environment(services()[POSTGRES], SECRETS)
+    assert service["PGPASSWORD"] == postgres["POSTGRES_PASSWORD"] == SECRETS["C2C_DB_PASSWORD"]
+    url = urlsplit(service_settings().database_target)
+    assert url.hostname == POSTGRES
+    assert url.port == 5432  # the image's
+    assert url.username == postgres["POSTGRES_USER"]
+    assert url.path == "/" + postgres["POSTGRES_DB"]
+    assert services()[SERVICE]["depends_on"][POSTGRES]["condition"] == "service_healthy"
+
+
+def test_libpq_takes_the_password_from_pgpassword(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What makes PGPASSWORD the password of the service's connections: libpq's defaults.
+    password = environment(services()[SERVICE], SECRETS)["PGPASSWORD"]
+    monkeypatch.setenv("PGPASSWORD", password)
+    defaults = {d.keyword: d.val for d in psycopg.pq.Conninfo.get_defaults()}
+    assert defaults[b"password"] == password.encode()
+
+
+def test_postgres_keeps_its_data_and_stays_private() -> None:
+    postgres = services()[POSTGRES]
+    assert not postgres.get("ports"), "the database must not be published on the host"
+    assert not postgres.get("expose"), "its image already exposes 5432 to the network"
+    volumes = [v.split(":") for v in postgres["volumes"]]
+    # The official image's PGDATA (up to 17): a named volume, declared.
+    assert ["c2c-postgres", "/var/lib/postgresql/data"] in volumes
+    assert "c2c-postgres" in (load_compose().get("volumes") or {})
+    test = postgres["healthcheck"]["test"]
+    env = environment(postgres, SECRETS)
+    assert test[:2] == ["CMD", "pg_isready"]
+    flags = dict(zip(test[2::2], test[3::2], strict=True))
+    assert flags == {"--host": "127.0.0.1", "--username": env["POSTGRES_USER"],
+                     "--dbname": env["POSTGRES_DB"]}
+
+
+def test_service_reaches_every_node_on_the_compose_network() -> None:
     all_services = services()
-    url = environment(all_services[SERVICE], {"C2C_ARI_PASSWORD": "x"})[env_name("ari_url")]
-    m = re.fullmatch(r"http://(?P<host>[^:/]+):(?P<port>\d+)", url)
-    assert m, url
-    assert m["host"] in all_services, f"{url}: no service named {m['host']}"
     http = (ROOT / "asterisk" / "http.conf").read_text()
-    assert re.search(rf"(?m)^bindport\s*=\s*{m['port']}\s*$", http), "ARI port differs"
-    asterisk = all_services[m["host"]]
-    # Reachable from the other container, never published on the host.
-    assert str(m["port"]) in [str(p) for p in asterisk.get("expose", [])]
-    assert not asterisk.get("ports"), "ARI (and the test SIP setup) must not be published"
-    assert asterisk["environment"].get("ASTERISK_HTTP_BIND") == "0.0.0.0"
-    assert asterisk.get("healthcheck", {}).get("test"), "the service waits for its health"
-    assert all_services[SERVICE]["depends_on"][m["host"]]["condition"] == "service_healthy"
+    bindport = re.search(r"(?m)^bindport\s*=\s*(\d+)\s*$", http)
+    assert bindport
+    hosts = []
+    for node in service_settings().nodes:
+        url = urlsplit(node.url)
+        assert url.scheme == "http" and url.path in ("", "/"), node.url
+        assert url.hostname in asterisk_services(), f"{node.url}: no Asterisk service there"
+        assert str(url.port) == bindport[1], f"{node.url}: ARI listens on {bindport[1]}"
+        hosts.append(url.hostname)
+        condition = all_services[SERVICE]["depends_on"][url.hostname]["condition"]
+        assert condition == "service_healthy"
+    # Every node once, and no Asterisk service left out.
+    assert sorted(hosts) == sorted(set(hosts)) == sorted(asterisk_services())
+    for name in asterisk_services():
+        asterisk = all_services[name]
+        # Reachable from the other containers, never published on the host.
+        assert bindport[1] in [str(p) for p in asterisk.get("expose", [])], name
+        assert not asterisk.get("ports"), f"{name}: ARI (and the test SIP setup) published"
+        assert asterisk["environment"].get("ASTERISK_HTTP_BIND") == "0.0.0.0", name
+        assert asterisk.get("healthcheck", {}).get("test"), f"{name}: no health to wait for"
+
+
+def test_each_node_has_its_own_systemname() -> None:
+    names = [environment(services()[name], SECRETS).get("ASTERISK_SYSTEMNAME")
+             for name in asterisk_services()]
+    assert all(names), "a node without a systemname"
+    assert len(set(names)) == len(names), f"channel ids of the nodes could collide: {names}"
+    assert "ASTERISK_SYSTEMNAME" in ENTRYPOINT.read_text()
+
+
+def test_service_warns_of_no_missing_asterisk(tmp_path: Path) -> None:
+    # In its container there is no local Asterisk: the nodes are what it calls through.
+    from c2c_ari import cli
+    from c2c_ari.config import LocalAsteriskSettings
+
+    localasterisk.configure(LocalAsteriskSettings(cache_dir=tmp_path))
+    try:
+        assert localasterisk.read_credentials() is None
+        assert cli._no_asterisk_warning(service_settings()) is None
+        # The same settings without their nodes would be warned about.
+        no_nodes = dataclasses.replace(service_settings(), nodes=())
+        assert cli._no_asterisk_warning(no_nodes)
+    finally:
+        localasterisk.configure(None)
+
+
+def api_port() -> str:
+    command = services()[SERVICE]["command"]
+    flags = dict(zip(command[2::2], command[3::2], strict=True))
+    return flags["--port"]
 
 
 def test_service_command_listens_where_it_is_published() -> None:
@@ -518,9 +739,70 @@ def test_service_command_listens_where_it_is_published() -> None:
     flags = dict(zip(command[2::2], command[3::2], strict=True))
     assert flags["--host"] == "0.0.0.0"
     published = [interpolate(p, {}) for p in service["ports"]]
-    assert [p.rsplit(":", 1)[1] for p in published] == [flags["--port"]]
+    assert len(published) == 1
+    host, port = published[0].rsplit(":", 1)
+    assert port == flags["--port"]
     # Loopback unless the operator says otherwise (plain HTTP).
-    assert published == [f"127.0.0.1:8000:{flags['--port']}"]
+    address, ports = host.rsplit(":", 1)
+    assert address == "127.0.0.1"
+    # Each replica takes a port of the range: at least as many ports as replicas.
+    first, _, last = ports.partition("-")
+    assert int(last or first) - int(first) + 1 >= service["deploy"]["replicas"]
+    assert ports == "8000-8001"
+
+
+def healthcheck_code() -> str:
+    test = services()[SERVICE]["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"] and len(test) == 4, test
+    return test[3]
+
+
+def test_healthcheck_asks_readiness_on_the_port_served() -> None:
+    urls = re.findall(r"'(http://[^']+)'", healthcheck_code())
+    assert len(urls) == 1, healthcheck_code()
+    url = urlsplit(urls[0])
+    assert (url.hostname, str(url.port), url.path) == ("127.0.0.1", api_port(), "/readyz")
+    # The API serves /readyz (not only the metrics listener).
+    app = web.Application()
+    operations.add_routes(app, metrics_token=None)
+    assert "/readyz" in {r.resource.canonical for r in app.router.routes() if r.resource}
+
+
+@pytest.mark.parametrize(("status", "healthy"), [(200, True), (503, False)])
+def test_healthcheck_fails_while_not_ready(status: int, healthy: bool) -> None:
+    # The healthcheck's own code, pointed at a stand-in answering `status`.
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status if self.path == "/readyz" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        code = healthcheck_code().replace(f"127.0.0.1:{api_port()}",
+                                          f"127.0.0.1:{server.server_address[1]}")
+        assert code != healthcheck_code()
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=30)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (done.returncode == 0) is healthy, done.stderr
+
+
+def test_metrics_are_served_apart_and_not_published() -> None:
+    service = services()[SERVICE]
+    listen = service_settings().metrics_listen
+    host, _, port = listen.rpartition(":")
+    assert host == "0.0.0.0", "the metrics listener must face the compose network"
+    assert port != api_port()
+    assert port in [str(p) for p in service.get("expose", [])]
+    published = [interpolate(p, {}).rsplit(":", 1)[1] for p in service["ports"]]
+    assert port not in published, "metrics carry no token: never on the host"
 
 
 # --------------------------------------------------------------------------- the entrypoint
@@ -571,6 +853,8 @@ def test_entrypoint_writes_the_ari_user_and_opens_ari_to_the_network(fake_root: 
     assert http == shipped.replace("bindaddr = 127.0.0.1", "bindaddr = 0.0.0.0")
     assert (etc / "http.conf").stat().st_mode & 0o777 == 0o644
     assert "pjsip.conf is the shipped test configuration" in done.stderr
+    # No ASTERISK_SYSTEMNAME: asterisk.conf as shipped.
+    assert (etc / "asterisk.conf").read_text() == (ROOT / "asterisk/asterisk.conf").read_text()
     for sub in ("var/run/asterisk", "var/log/asterisk", "var/lib/asterisk", "var/spool/asterisk"):
         assert (fake_root / "root" / sub).is_dir()
     assert not list(etc.glob(".*")), "temporary files left behind"
@@ -589,6 +873,74 @@ def test_entrypoint_keeps_ari_on_loopback_when_asked(fake_root: Path) -> None:
     assert "\n[c2c]\n" in (etc / "ari_users.conf").read_text()
 
 
+def test_entrypoint_sets_the_systemname_at_every_start(fake_root: Path) -> None:
+    etc = fake_root / "root/etc/asterisk"
+    shipped = (ROOT / "asterisk/asterisk.conf").read_text()
+    assert "\n[options]\n" in shipped and not re.search(r"(?m)^\s*systemname", shipped)
+    done = run_entrypoint(fake_root, {**CREDENTIALS, "ASTERISK_SYSTEMNAME": "node-1.a_b"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("started")
+    written = (etc / "asterisk.conf").read_text()
+    assert written == shipped.replace("\n[options]\n", "\n[options]\nsystemname = node-1.a_b\n")
+    assert (etc / "asterisk.conf").stat().st_mode & 0o777 == 0o644
+    again = run_entrypoint(fake_root, {**CREDENTIALS, "ASTERISK_SYSTEMNAME": "node-1.a_b"})
+    assert again.returncode == 0, again.stderr
+    assert (etc / "asterisk.conf").read_text() == written
+    # Another name replaces it: still one line.
+    renamed = run_entrypoint(fake_root, {**CREDENTIALS, "ASTERISK_SYSTEMNAME": "node2"})
+    assert renamed.returncode == 0, renamed.stderr
+    assert (etc / "asterisk.conf").read_text() == written.replace("node-1.a_b", "node2")
+    assert not list(etc.glob(".*")), "temporary files left behind"
+
+
+@pytest.mark.parametrize("node", asterisk_services())
+def test_entrypoint_starts_each_node_with_its_compose_environment(fake_root: Path,
+                                                                  node: str) -> None:
+    env = environment(services()[node], SECRETS)
+    done = run_entrypoint(fake_root, env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("started")
+    etc = fake_root / "root/etc/asterisk"
+    conf = (etc / "asterisk.conf").read_text()
+    assert re.findall(r"(?m)^systemname.*$", conf) == [f"systemname = {env['ASTERISK_SYSTEMNAME']}"]
+    assert re.findall(r"(?m)^bindaddr.*$", (etc / "http.conf").read_text()) == \
+        ["bindaddr = 0.0.0.0"]
+    assert f"password = {SECRETS['C2C_ARI_PASSWORD']}\n" in (etc / "ari_users.conf").read_text()
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    # A systemname line of [options] is replaced where it is, duplicates dropped.
+    ("[options]\nverbose = 3\nsystemname = old\n\n[compat]\npbx_realtime = 1.6\n",
+     "[options]\nverbose = 3\nsystemname = NEW\n\n[compat]\npbx_realtime = 1.6\n"),
+    ("[options] ; main\n  systemname=old\nsystemname = older\nverbose = 3\n",
+     "[options] ; main\nsystemname = NEW\nverbose = 3\n"),
+    # One in another section is not [options]'s.
+    ("[compat]\nsystemname = other\n[options]\nverbose = 3\n",
+     "[compat]\nsystemname = other\n[options]\nsystemname = NEW\nverbose = 3\n"),
+    # No [options] section at all: one is added.
+    ("[directories]\nastetcdir => /etc/asterisk\n",
+     "[directories]\nastetcdir => /etc/asterisk\n\n[options]\nsystemname = NEW\n"),
+])
+def test_entrypoint_systemname_in_an_operators_asterisk_conf(
+        fake_root: Path, before: str, after: str) -> None:
+    conf = fake_root / "root/etc/asterisk/asterisk.conf"
+    conf.write_text(before)
+    for _ in range(2):
+        done = run_entrypoint(fake_root, {**CREDENTIALS, "ASTERISK_SYSTEMNAME": "NEW"})
+        assert done.returncode == 0, done.stderr
+        assert conf.read_text() == after
+
+
+def test_entrypoint_refuses_a_systemname_without_asterisk_conf(fake_root: Path) -> None:
+    (fake_root / "root/etc/asterisk/asterisk.conf").unlink()
+    done = run_entrypoint(fake_root, {**CREDENTIALS, "ASTERISK_SYSTEMNAME": "node1"})
+    assert done.returncode != 0
+    assert "asterisk.conf is missing" in done.stderr
+    assert not (fake_root / "root/etc/asterisk/ari_users.conf").exists()
+    # Without a systemname to write, asterisk.conf is none of the entrypoint's business.
+    assert run_entrypoint(fake_root, CREDENTIALS).returncode == 0
+
+
 @pytest.mark.parametrize(("env", "message"), [
     ({}, "C2C_ARI_PASSWORD is not set"),
     ({"C2C_ARI_PASSWORD": ""}, "C2C_ARI_PASSWORD is not set"),
@@ -600,6 +952,13 @@ def test_entrypoint_keeps_ari_on_loopback_when_asked(fake_root: Path) -> None:
     ({"C2C_ARI_PASSWORD": "mot-de-passé"}, "C2C_ARI_PASSWORD has characters"),
     ({"C2C_ARI_PASSWORD": "ok", "C2C_ARI_USER": "a:b"}, "C2C_ARI_USER"),
     ({"C2C_ARI_PASSWORD": "ok", "ASTERISK_HTTP_BIND": "0.0.0.0/8"}, "ASTERISK_HTTP_BIND"),
+    ({"C2C_ARI_PASSWORD": "ok", "ASTERISK_SYSTEMNAME": "node 1"}, "ASTERISK_SYSTEMNAME"),
+    ({"C2C_ARI_PASSWORD": "ok", "ASTERISK_SYSTEMNAME": "node;1"}, "ASTERISK_SYSTEMNAME"),
+    ({"C2C_ARI_PASSWORD": "ok", "ASTERISK_SYSTEMNAME": "node/1"}, "ASTERISK_SYSTEMNAME"),
+    ({"C2C_ARI_PASSWORD": "ok", "ASTERISK_SYSTEMNAME": "nœud"}, "ASTERISK_SYSTEMNAME"),
+    ({"C2C_ARI_PASSWORD": "ok", "ASTERISK_SYSTEMNAME": "n\n[x]"}, "ASTERISK_SYSTEMNAME"),
+    # Channels with ids starting c2c- are the service's own: it would hang up the phones' calls.
+    ({"C2C_ARI_PASSWORD": "ok", "ASTERISK_SYSTEMNAME": "c2c-node1"}, "c2c-ari's own"),
 ])
 def test_entrypoint_refuses_to_start(fake_root: Path, env: dict[str, str], message: str) -> None:
     done = run_entrypoint(fake_root, env)
@@ -609,6 +968,7 @@ def test_entrypoint_refuses_to_start(fake_root: Path, env: dict[str, str], messa
     etc = fake_root / "root/etc/asterisk"
     assert not (etc / "ari_users.conf").exists()
     assert (etc / "http.conf").read_text() == (ROOT / "asterisk/http.conf").read_text()
+    assert (etc / "asterisk.conf").read_text() == (ROOT / "asterisk/asterisk.conf").read_text()
 
 
 def test_entrypoint_runs_other_commands_as_they_are(fake_root: Path) -> None:
