@@ -125,7 +125,7 @@ class HistoryStore:
         last = now
         for _ in range(months_ahead):
             last = schema.next_month(last)
-        async with self.db.pool.connection() as conn:
+        async with self.db.connection() as conn:
             made = await schema.ensure_partitions(conn, first, last)
         if since is None:
             self._ensured = now
@@ -143,7 +143,7 @@ class HistoryStore:
         partitions when the month has turned since it last did."""
         if self._ensured != schema.month_of(_gregorian_now()):
             await self.ensure_partitions()
-        async with self.db.pool.connection() as conn:
+        async with self.db.connection() as conn:
             parts = await schema.partitions(conn)
         whole = [p for p in parts if p.upper is not None and p.upper <= before_timestamp]
         if whole:
