@@ -263,8 +263,8 @@ class StasisApp:
         # be read: live from here, or ended from history.
         plan = call.plan
         if adopted is None:
-            log.info("call %s: %s first, to contact %s and extension %s", plan.call_id,
-                     plan.first.role, plan.contact, plan.extension)
+            log.info("call %s on node %s: %s first, to contact %s and extension %s",
+                     plan.call_id, call.node, plan.first.role, plan.contact, plan.extension)
         try:
             try:
                 item = await call.run(adopted=adopted)
