@@ -25,7 +25,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
-from c2c_ari.store.local_bus import QUEUE_LIMIT
+from c2c_ari.store.local_bus import Subscribers, messages
 from c2c_ari.store.postgres.db import Database
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class PostgresBus:
         self.db = db
         self._first_delay = first_delay
         self._max_delay = max_delay
-        self._subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
+        self._subscribers = Subscribers()
         self._listening: set[str] = set()  # LISTENed on the current connection
         self._conn: AsyncConnection[Any] | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -95,43 +95,29 @@ class PostgresBus:
         the connection is up). A subscriber that falls QUEUE_LIMIT messages behind loses the
         oldest."""
         _check_channel(channel)
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_LIMIT)
-        self._subscribers.setdefault(channel, set()).add(queue)
-
-        async def messages() -> AsyncIterator[dict[str, Any]]:
-            while True:
-                yield await queue.get()
-
+        queue = self._subscribers.add(channel)
         try:
             await self._sync(channel)
-            yield messages()
+            yield messages(queue)
         finally:
-            subscribers = self._subscribers.get(channel, set())
-            subscribers.discard(queue)
-            if not subscribers:
-                self._subscribers.pop(channel, None)
-                # UNLISTEN later, in a task of its own: this may run in a task being
-                # cancelled (a closed event stream), where nothing should be awaited.
-                if not self._closed:
-                    chore = asyncio.create_task(self._sync(channel), name="bus-unlisten")
-                    self._chores.add(chore)
-                    chore.add_done_callback(self._chores.discard)
+            # The last one gone: UNLISTEN later, in a task of its own, since this may run in
+            # a task being cancelled (a closed event stream), where nothing should be awaited.
+            if self._subscribers.remove(channel, queue) and not self._closed:
+                chore = asyncio.create_task(self._sync(channel), name="bus-unlisten")
+                self._chores.add(chore)
+                chore.add_done_callback(self._chores.discard)
 
     # --- the connection --------------------------------------------------------------------
 
     def _dispatch(self, channel: str, payload: str) -> None:
-        queues = self._subscribers.get(channel)
-        if not queues:
+        if channel not in self._subscribers:
             return
         try:
             message = json.loads(payload)
         except ValueError:
             log.warning("bus: a message on %r is not JSON; dropped", channel)
             return
-        for queue in queues:
-            if queue.full():
-                queue.get_nowait()
-            queue.put_nowait(message)
+        self._subscribers.deliver(channel, message)
 
     async def _read(self, conn: AsyncConnection[Any]) -> None:
         try:
@@ -158,7 +144,7 @@ class PostgresBus:
         """(Under _control.) A new connection, listening to every subscribed channel."""
         conn = await self.db.connect()
         try:
-            channels = set(self._subscribers)
+            channels = self._subscribers.channels
             for channel in sorted(channels):
                 await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
         except BaseException:
