@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from c2c_ari.localasterisk.common import DEFAULT_HOST, LocalAsteriskError, cache_dir, say
 from c2c_ari.localasterisk.image import ensure_host_packages
@@ -56,6 +57,23 @@ PHONES = (
           "the carrier on 127.0.0.1:5080 answers any number, plays audio and hangs up "
           "after 5 s"),
 )
+
+
+def terminate(proc: subprocess.Popen[Any], grace: float = 5.0) -> bool:
+    """Stop a child by its pid: SIGTERM, then SIGKILL after `grace` seconds. False when it
+    had to be killed."""
+    if proc.poll() is not None:
+        return True
+    try:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(grace)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(grace)
+        return False
+    return True
 
 
 def udp_bound(host: str, port: int) -> bool:
@@ -190,16 +208,8 @@ class DemoPhones:
     def stop(self) -> None:
         """Stop each sipp by its pid: SIGTERM, then SIGKILL after 5 s."""
         for name, proc in list(self.processes.items()):
-            if proc.poll() is None:
-                try:
-                    os.kill(proc.pid, signal.SIGTERM)
-                    proc.wait(5)
-                except ProcessLookupError:
-                    pass
-                except subprocess.TimeoutExpired:
-                    say(f"demo phones: sipp as the {name} ignored SIGTERM; killing it")
-                    os.kill(proc.pid, signal.SIGKILL)
-                    proc.wait(5)
+            if not terminate(proc):
+                say(f"demo phones: sipp as the {name} ignored SIGTERM; it was killed")
             del self.processes[name]
 
     def __enter__(self) -> DemoPhones:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -28,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from c2c_ari.localasterisk.demo import terminate
 from c2c_ari.localasterisk.demo import udp_bound as _udp_bound
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "sipp"
@@ -284,15 +284,7 @@ class Sipp:
         proc = self.proc
         if proc is None:
             return None
-        if proc.poll() is None:
-            try:
-                os.kill(proc.pid, signal.SIGTERM)
-                proc.wait(5)
-            except ProcessLookupError:
-                pass
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+        terminate(proc)
         return proc.returncode
 
     def cleanup(self) -> None:
