@@ -19,6 +19,14 @@ from urllib.error import HTTPError
 CLI = [sys.executable, "-m", "c2c_ari"]
 
 
+def create_account(env: dict[str, str], name: str = "A", realm: str = "a.example",
+                   *args: str) -> dict[str, str]:
+    """`c2c-ari accounts create` run as a user would: the new account and its API key."""
+    return dict(json.loads(subprocess.run(
+        [*CLI, "accounts", "create", "--name", name, "--realm", realm, *args], env=env,
+        check=True, capture_output=True, text=True).stdout))
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -76,12 +84,8 @@ def running_service(data_dir: Path, output: list[str] | None = None) -> Iterator
 
 
 def test_cli_account_and_restart_persistence(tmp_path: Path) -> None:
-    created = subprocess.run(
-        [*CLI, "accounts", "create", "--name", "Acme", "--realm", "acme.example",
-         "--data-dir", str(tmp_path)],
-        check=True, capture_output=True, text=True,
-    )
-    account = json.loads(created.stdout)
+    account = create_account(dict(os.environ), "Acme", "acme.example", "--data-dir",
+                             str(tmp_path))
     assert {"account_id", "api_key"} <= set(account)
 
     with running_service(tmp_path) as url:

@@ -3,7 +3,6 @@ for the tests of instances and nodes: started, killed, restarted and stopped by 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -16,7 +15,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.test_service_process import CLI, _free_port, _http
+from tests.test_service_process import CLI, _free_port, _http, create_account
 
 METRICS_TOKEN = "metrics-" + "7" * 24
 
@@ -111,9 +110,7 @@ class Cluster:
         return instance
 
     def sign_in(self, via: Instance) -> None:
-        self.account = json.loads(subprocess.run(
-            [*CLI, "accounts", "create", "--name", "A", "--realm", "a.example"],
-            env=via.env, check=True, capture_output=True, text=True).stdout)
+        self.account = create_account(via.env)
         status, body = via.api("PUT", "/v2/api_auth", {"api_key": self.account["api_key"]})
         assert status == 201, body
         self.token = body["auth_token"]

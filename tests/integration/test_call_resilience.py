@@ -4,7 +4,6 @@ service, and an Asterisk restart in the middle of a call."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -30,7 +29,7 @@ from tests.integration.service import (
     history,
     nothing_left,
 )
-from tests.test_service_process import CLI, _free_port, _http
+from tests.test_service_process import CLI, _free_port, _http, create_account
 
 pytestmark = pytest.mark.asterisk
 
@@ -132,6 +131,20 @@ def service_process(asterisk: AriInfo, tmp_path: Path) -> Iterator[Callable[[], 
             proc.wait(timeout=15)
 
 
+def _started_with_a_clicktocall(
+    service_process: Callable[[], subprocess.Popen]
+) -> tuple[subprocess.Popen, str, str, str]:
+    """An account made with the CLI, the service started, signed in, and a click-to-call to
+    extension 1001: the process, the token, the collection's URL and the click-to-call id."""
+    account = create_account(service_process.env)  # type: ignore[attr-defined]
+    url = f"http://127.0.0.1:{service_process.port}"  # type: ignore[attr-defined]
+    first = service_process()
+    token = _http("PUT", f"{url}/v2/api_auth", {"api_key": account["api_key"]})[1]["auth_token"]
+    base = f"{url}/v2/accounts/{account['account_id']}/clicktocall"
+    c2c_id = _http("PUT", base, {"name": "S", "extension": "1001"}, token)[1]["data"]["id"]
+    return first, token, base, c2c_id
+
+
 def test_after_a_crash_the_next_start_takes_the_calls_over(
     service_process: Callable[[], subprocess.Popen], sipp: Callable[..., Sipp],
     asterisk: AriInfo,
@@ -142,15 +155,7 @@ def test_after_a_crash_the_next_start_takes_the_calls_over(
     sipp("uas_answer.xml", EXTENSION_PORT)
     sipp("uas_answer.xml", TRUNK_PORT)
     ringing_agent = sipp("uas_ring_no_answer.xml", 5072)
-    account = json.loads(subprocess.run(
-        [*CLI, "accounts", "create", "--name", "A", "--realm", "a.example"],
-        env=service_process.env, check=True, capture_output=True, text=True,  # type: ignore[attr-defined]
-    ).stdout)
-    url = f"http://127.0.0.1:{service_process.port}"  # type: ignore[attr-defined]
-    first = service_process()
-    token = _http("PUT", f"{url}/v2/api_auth", {"api_key": account["api_key"]})[1]["auth_token"]
-    base = f"{url}/v2/accounts/{account['account_id']}/clicktocall"
-    c2c_id = _http("PUT", base, {"name": "S", "extension": "1001"}, token)[1]["data"]["id"]
+    first, token, base, c2c_id = _started_with_a_clicktocall(service_process)
     status, body = _http("POST", f"{base}/{c2c_id}/connect",
                          {"contact": CONTACT, "blocking": True}, token)
     assert (status, body["data"]["result"]) == (200, "success")
@@ -205,15 +210,7 @@ def test_a_phone_call_while_the_service_restarts_waits_for_it(
     the feature code while no service instance reads it (a restart, or another instance
     taking the name over) is connected once one does."""
     trunk = sipp("uas_answer_then_bye.xml", TRUNK_PORT, duration_ms=500)
-    account = json.loads(subprocess.run(
-        [*CLI, "accounts", "create", "--name", "A", "--realm", "a.example"],
-        env=service_process.env, check=True, capture_output=True, text=True,  # type: ignore[attr-defined]
-    ).stdout)
-    url = f"http://127.0.0.1:{service_process.port}"  # type: ignore[attr-defined]
-    first = service_process()
-    token = _http("PUT", f"{url}/v2/api_auth", {"api_key": account["api_key"]})[1]["auth_token"]
-    base = f"{url}/v2/accounts/{account['account_id']}/clicktocall"
-    c2c_id = _http("PUT", base, {"name": "S", "extension": "1001"}, token)[1]["data"]["id"]
+    first, token, base, c2c_id = _started_with_a_clicktocall(service_process)
     first.send_signal(signal.SIGKILL)
     first.wait()
 

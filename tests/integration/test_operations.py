@@ -29,7 +29,7 @@ from tests.integration.service import (
     history,
     nothing_left,
 )
-from tests.test_service_process import CLI, _free_port, _http
+from tests.test_service_process import CLI, _free_port, _http, create_account
 
 pytestmark = pytest.mark.asterisk
 
@@ -152,9 +152,7 @@ def test_json_log_lines_name_the_call(
     port = _free_port()
     env = {**os.environ, "C2C_ARI_URL": asterisk.url, "C2C_ARI_USER": asterisk.user,
            "C2C_ARI_PASSWORD": asterisk.password, "C2C_ARI_DATA_DIR": str(tmp_path)}
-    account = json.loads(subprocess.run(
-        [*CLI, "accounts", "create", "--name", "A", "--realm", "a.example"], env=env,
-        check=True, capture_output=True, text=True).stdout)
+    account = create_account(env)
     log_path = tmp_path / "service.log"
     with open(log_path, "wb") as log_file:  # a file: an unread pipe would stall the service
         proc = subprocess.Popen([*CLI, "serve", "--port", str(port), "--log-format", "json"],
