@@ -22,7 +22,7 @@ import pytest
 from c2c_ari import localasterisk
 from c2c_ari.localasterisk import LocalAsteriskError
 from c2c_ari.localasterisk.demo import PHONES, udp_bound
-from tests.test_service_process import CLI, _free_port, _http
+from tests.test_service_process import CLI, _free_port, _http, wait_serving
 
 pytestmark = pytest.mark.asterisk
 
@@ -61,15 +61,7 @@ def serving(data_dir: Path, *flags: str, env: dict[str, str] | None = None,
             stdout=out, stderr=subprocess.STDOUT, env={**environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120  # the first run builds the chroot
-        while True:
-            try:
-                _http("GET", url + "/v2/schemas")
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(log.read_text(errors="replace")) from None
-                time.sleep(0.1)
+        wait_serving(url, proc, log, timeout=120)  # the first run builds the chroot
         yield url, proc, log
     finally:
         if proc.poll() is None:

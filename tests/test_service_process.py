@@ -46,6 +46,21 @@ def _http(method: str, url: str, data: object = None, token: str | None = None):
         return exc.code, json.loads(exc.read())
 
 
+def wait_serving(url: str, proc: subprocess.Popen[bytes], log_path: Path,
+                 timeout: float = 30.0) -> None:
+    """Until the service at `url` answers HTTP; its log as the failure if it exits first or
+    takes longer than `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _http("GET", url + "/v2/schemas")
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(log_path.read_text(errors="replace")) from None
+            time.sleep(0.1)
+
+
 @contextmanager
 def running_service(data_dir: Path, output: list[str] | None = None) -> Iterator[str]:
     """The service on a free port until the block ends; its output (stdout and stderr) is
@@ -62,15 +77,7 @@ def running_service(data_dir: Path, output: list[str] | None = None) -> Iterator
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                _http("GET", url + "/v2/schemas")
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(log_path.read_text(errors="replace")) from None
-                time.sleep(0.1)
+        wait_serving(url, proc, log_path)
         yield url
     finally:
         proc.send_signal(signal.SIGTERM)
