@@ -9,6 +9,7 @@ the active Python and SIPp (Debian's sip-tester) on the PATH:
     python bench/calls.py --quick          # 100 calls, 20 at a time, 10 samples, 1 round;
                                            # saturation: 300 calls, 150 at a time
     python bench/calls.py --instances 2 --nodes 2 [--database postgresql]
+    python bench/calls.py --compare scaleout [--setups abcd] [--quick]
 
 It takes the same lock as the integration test sessions (they share Asterisk, the Stasis app
 and SIPp's ports), starts the local Asterisk if it is not running (and stops it at the end
@@ -35,12 +36,13 @@ Scale-out: `--instances N` runs N service instances sharing one database on a th
 PostgreSQL cluster (pgcluster.py), connects spread over them in turn, their CPU (and
 PostgreSQL's) added up; `--nodes N` runs N local Asterisk nodes, the service given all of
 them (C2C_ARI_NODES) and the raw script placing its calls on them in turn, each node's CPU
-read apart.
+read apart. `--compare scaleout` runs the saturation phase for several such setups in one
+run, each next to the raw script on the same nodes (calls_compare.py).
 
 This file runs the phases in order and cleans up; the pieces are calls_sipp.py (the SIPp
 peers and their logs), calls_asterisk.py, calls_service.py (the service under test),
 calls_overhead.py, calls_load.py, raw_driver.py (the raw-ARI baseline, also its own program),
-and calls_report.py; report.py, common.py and pgcluster.py are shared with
+calls_report.py and calls_compare.py; report.py, common.py and pgcluster.py are shared with
 rest.py.
 
 Exit status: 0 when every call succeeded and nothing was left behind (whether or not a target
@@ -61,6 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from calls_asterisk import Asterisk, leftovers, start_nodes
+from calls_compare import SETUPS, print_compare, run_compare
 from calls_load import PHASES, LoadRun, RawDriver, check_history, load_raw, load_service
 from calls_overhead import measure_overhead
 from calls_report import print_table, summary
@@ -131,6 +134,8 @@ class Bench:
         return self.postgres
 
     def run(self) -> dict[str, Any]:
+        if self.args.compare:
+            return run_compare(self)
         return self.run_phases()
 
     def run_phases(self) -> dict[str, Any]:
@@ -218,7 +223,7 @@ def _parser() -> argparse.ArgumentParser:
                              "default; 0: none), to see what admission control costs")
     parser.add_argument("--quick", action="store_true",
                         help="100 calls, 20 at a time, 10 samples, 1 round; saturation: 300 "
-                             "calls, 150 at a time")
+                             "calls, 150 at a time (with --compare: 500, 250 at a time)")
     parser.add_argument("--instances", type=int, metavar="N",
                         help="service instances sharing one PostgreSQL database (default 1)")
     parser.add_argument("--nodes", type=int, metavar="N",
@@ -227,6 +232,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--database", choices=("sqlite", "postgresql"),
                         help="the service's database (default: SQLite for one instance; "
                              "several need PostgreSQL)")
+    parser.add_argument("--compare", choices=("scaleout",),
+                        help="scaleout: the saturation phase for several setups (instances, "
+                             "database, nodes) in one run, each next to the raw script on "
+                             "the same nodes")
+    parser.add_argument("--setups", metavar="KEYS",
+                        help="with --compare scaleout, which setups, in order (default "
+                             f"{''.join(SETUPS)}: "
+                             + "; ".join(f"{k}: {v.text}" for k, v in SETUPS.items()) + ")")
     parser.add_argument("--json", action="store_true", help="also print a machine-readable summary")
     parser.add_argument("--keep-logs", type=Path, metavar="DIR",
                         help="copy the service's, the raw script's and SIPp's logs there")
@@ -235,6 +248,22 @@ def _parser() -> argparse.ArgumentParser:
 
 def _check_scaleout(args: argparse.Namespace) -> str | None:
     """Fill in the scale-out options' defaults; what is wrong with them, if anything."""
+    if args.compare:
+        given = [f"--{name}" for name in ("instances", "nodes", "database")
+                 if getattr(args, name) is not None]
+        if given:
+            return f"--compare sets {', '.join(given)} for each setup itself"
+        if args.no_saturation:
+            return "--compare runs the saturation phase only: --no-saturation leaves nothing"
+        args.setups = args.setups or "".join(SETUPS)
+        unknown = sorted(set(args.setups) - set(SETUPS))
+        if unknown or len(set(args.setups)) != len(args.setups):
+            return f"--setups: each of {''.join(SETUPS)} at most once"
+        args.instances = max(SETUPS[k].instances for k in args.setups)
+        args.nodes = max(SETUPS[k].nodes for k in args.setups)
+        return None
+    if args.setups:
+        return "--setups goes with --compare scaleout"
     args.instances = 1 if args.instances is None else args.instances
     args.nodes = 1 if args.nodes is None else args.nodes
     if args.instances < 1 or args.nodes < 1:
@@ -250,6 +279,8 @@ def _check_scaleout(args: argparse.Namespace) -> str | None:
 
 def _rtp_warning(args: argparse.Namespace) -> None:
     widest = max(args.concurrency, 0 if args.no_saturation else args.saturation_concurrency)
+    if args.compare:
+        widest = args.saturation_concurrency
     if widest > RTP_SAFE_CONCURRENCY:
         log(f"warning: {widest} calls at a time may run the local Asterisk out of RTP ports "
             "(asterisk/rtp.conf)")
@@ -262,8 +293,11 @@ def _rtp_warning(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # The quick saturation still has more calls at a time than the service admits in setup
-    # (100), so that admission control and the retries are exercised.
+    # (100), so that admission control and the retries are exercised; in a comparison, more
+    # than two instances admit (200).
     defaults = (100, 20, 10, 1, 300, 150) if args.quick else (1000, 100, 50, 2, 2000, 400)
+    if args.quick and args.compare:
+        defaults = (*defaults[:4], 500, 250)
     names = ("calls", "concurrency", "samples", "rounds", "saturation_calls",
              "saturation_concurrency")
     for name, default in zip(names, defaults, strict=True):
@@ -305,7 +339,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         finally:
             bench.cleanup()
-    print_table(result)
+    if args.compare:
+        print_compare(result)
+    else:
+        print_table(result)
     if args.json:
         print(json_summary(result))
     return 0 if result["ok"] else 1
