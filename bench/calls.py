@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # The quick saturation still has more calls at a time than the service admits in setup
     # (100), so that admission control and the retries are exercised; in a comparison, more
-    # than two instances admit (200).
+    # than two instances admit together (200).
     defaults = (100, 20, 10, 1, 300, 150) if args.quick else (1000, 100, 50, 2, 2000, 400)
     if args.quick and args.compare:
         defaults = (*defaults[:4], 500, 250)
