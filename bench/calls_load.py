@@ -5,7 +5,11 @@ this way: "load" (100 at a time by default, below the service's admission limit)
 "saturation" (400 at a time, above it). A connect the service's admission control refuses
 (503 with Retry-After, before anything is dialled) is sent again after Retry-After seconds
 by the same worker, and counted apart. Then the service's history is checked against the
-connects it accepted."""
+connects it accepted.
+
+With several service instances the connects go to them in turn, and their CPU is added up
+(with PostgreSQL's, where the service's database work is done); with several Asterisk nodes
+each node's CPU is read apart, and the raw script places its calls on the nodes in turn."""
 
 from __future__ import annotations
 
@@ -23,10 +27,10 @@ from typing import Any
 
 import raw_driver
 from aiohttp import ClientSession, ClientTimeout, TCPConnector
-from calls_asterisk import Asterisk
+from calls_asterisk import Asterisk, cpu_by_node, leftovers, merged
 from calls_service import SERVICE_PREFIX, CallService
 from calls_sipp import AgentLog, Peers, contact_number, following
-from common import BenchError, cpu_seconds, die_with_parent, log, stop_process
+from common import BenchError, die_with_parent, log, stop_process
 from raw_driver import RAW_PREFIX, closed_loop
 
 from c2c_ari import localasterisk
@@ -46,10 +50,16 @@ CONTACT_KINDS = {("load", "raw"): 3, ("load", "service"): 4,
                  ("saturation", "raw"): 6, ("saturation", "service"): 7}
 
 
-def run_name(phase: str, side: str, round_no: int) -> str:
+def run_name(phase: str, side: str, round_no: int, tag: str = "") -> str:
     """The name of a run's SIPp and raw-script logs ("raw-0" for the first load run, as
-    before the saturation phase existed; "saturation-raw-0")."""
-    return f"{side}-{round_no}" if phase == "load" else f"{phase}-{side}-{round_no}"
+    before the saturation phase existed; "saturation-raw-0"; "b-saturation-raw-0" for setup
+    b of a comparison)."""
+    name = f"{side}-{round_no}" if phase == "load" else f"{phase}-{side}-{round_no}"
+    return f"{tag}-{name}" if tag else name
+
+
+def _spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {key: after[key] - before[key] for key in before}
 
 
 @dataclass
@@ -62,8 +72,8 @@ class LoadRun:
     ended: int
     ok: int
     elapsed: float
-    client_cpu_s: float  # the service process, or the raw script
-    asterisk_cpu_s: float  # Asterisk's process in the same window
+    client_cpu_s: float  # the service (all instances, and PostgreSQL's), or the raw script
+    asterisk_cpu_s: float  # Asterisk's processes (every node's) in the same window
     invite_ms: list[float] = field(default_factory=list)
     causes: Counter[str] = field(default_factory=Counter)
     call_ids: list[str] = field(default_factory=list)
@@ -91,6 +101,13 @@ class LoadRun:
     # Service: the history items of its calls that did not succeed (the first few), for the
     # report: when each leg answered and how it ended say what went wrong.
     failed_rows: list[dict[str, Any]] = field(default_factory=list)
+    # Each node's CPU in the run's window, and the calls placed on it (the service's from
+    # its history, the raw script's from its own results).
+    asterisk_cpu_by_node: dict[str, float] = field(default_factory=dict)
+    calls_by_node: Counter[str] = field(default_factory=Counter)
+    database_cpu_s: float = 0.0  # service: PostgreSQL's part of client_cpu_s
+    instances: int = 1  # service: how many instances shared the calls
+    tag: str = ""  # the setup of a comparison the run belongs to
 
     @property
     def cps(self) -> float:
@@ -109,16 +126,18 @@ def _too_slow(t_post: float, t_end: float) -> bool:
 
 
 async def load_service(
-    service: CallService, asterisk: Asterisk, peers: Peers, calls: int, concurrency: int,
-    round_no: int, phase: str = "load",
+    service: CallService, nodes: list[Asterisk], peers: Peers, calls: int, concurrency: int,
+    round_no: int, phase: str = "load", tag: str = "",
 ) -> LoadRun:
-    """The service's side: non-blocking connects from this process. A connect refused by
-    admission control keeps its worker (a caller who waits and tries again), which sends it
-    again after Retry-After seconds; the call's latency counts from the connect answered 202."""
-    agent = peers.start(run_name(phase, "service", round_no), HOLD_MS)
+    """The service's side: non-blocking connects from this process, to its instances in
+    turn. A connect refused by admission control keeps its worker (a caller who waits and
+    tries again), which sends it again after Retry-After seconds; the call's latency counts
+    from the connect answered 202."""
+    agent = peers.start(run_name(phase, "service", round_no, tag), HOLD_MS)
     agent_log = AgentLog(agent.message_log)
     kind = CONTACT_KINDS[phase, "service"]
-    log(f"{phase} round {round_no + 1}: service, {calls} calls, {concurrency} at a time")
+    log(f"{f'{tag}: ' if tag else ''}{phase} round {round_no + 1}: service, {calls} calls, "
+        f"{concurrency} at a time")
     connector = TCPConnector(limit=concurrency)
     async with ClientSession(connector=connector, timeout=ClientTimeout(total=60),
                              trust_env=False) as session:
@@ -157,18 +176,20 @@ async def load_service(
 
         with following(agent_log):
             own_before = os.times()
-            service_before, asterisk_before = cpu_seconds(service.pid), cpu_seconds(asterisk.pid)
+            service_before, nodes_before = service.cpu_seconds(), cpu_by_node(nodes)
             results, elapsed = await closed_loop(calls, concurrency, one)
             await asyncio.sleep(CPU_SETTLE_S)
-            service_after, asterisk_after = cpu_seconds(service.pid), cpu_seconds(asterisk.pid)
+            service_cpu = _spent(service_before, service.cpu_seconds())
+            nodes_cpu = _spent(nodes_before, cpu_by_node(nodes))
             own_after = os.times()
     agent_log.poll(final=True)
     agent_log.close()
     run = LoadRun(
         side="service", round_no=round_no, calls=calls,
         ended=sum(1 for r in results if "t_end" in r), ok=0, elapsed=elapsed,
-        client_cpu_s=service_after - service_before,
-        asterisk_cpu_s=asterisk_after - asterisk_before, phase=phase,
+        client_cpu_s=service_cpu["total"], asterisk_cpu_s=sum(nodes_cpu.values()),
+        phase=phase, asterisk_cpu_by_node=nodes_cpu, database_cpu_s=service_cpu["database"],
+        instances=len(service.instances), tag=tag,
     )
     # Reported because a loader short of CPU would slow the service's side down (the raw
     # script is its own loader, the service's side has this process on the same CPUs).
@@ -201,36 +222,45 @@ async def load_service(
                 run.invite_ms.append((invite - r["t_post"]) * 1000)
         if "t_end" in r and _too_slow(r["t_post"], r["t_end"]):
             run.slow_calls += 1
-    # Outcomes (ok, causes) come from the history at the end: check_history.
-    run.left = asterisk.leftovers((SERVICE_PREFIX,))
+    # Outcomes (ok, causes, calls by node) come from the history: check_history.
+    run.left = merged(leftovers(nodes, (SERVICE_PREFIX,)))
     peers.stop()
+    database = (f" (PostgreSQL {run.database_cpu_s:.2f} s)"
+                if service.postgres is not None else "")
     log(f"  {run.ended}/{run.calls} ended, {run.cps:.1f} calls/s, "
-        f"service CPU {run.client_cpu_s:.2f} s, Asterisk CPU {run.asterisk_cpu_s:.2f} s, "
+        f"service CPU {run.client_cpu_s:.2f} s{database}, "
+        f"Asterisk CPU {run.asterisk_cpu_s:.2f} s, "
         f"{run.admission_refusals} connects refused by admission control")
     return run
 
 
 class RawDriver:
-    """The raw-ARI script's process (raw_driver.py), one per load run. Its config file holds
-    the ARI password: mode 0600, and --keep-logs leaves it out."""
+    """The raw-ARI script's process (raw_driver.py), one per load run, on the same nodes as
+    the service. Its config file holds the ARI passwords: mode 0600, and --keep-logs leaves
+    it out."""
 
-    def __init__(self, workdir: Path, info: localasterisk.AriInfo) -> None:
+    def __init__(self, workdir: Path, infos: list[localasterisk.AriInfo]) -> None:
         self.workdir = workdir
-        self.info = info
+        self.infos = infos
         self.proc: subprocess.Popen[bytes] | None = None
         self.name = "0"
 
-    def start(self, phase: str, round_no: int, calls: int, concurrency: int) -> None:
-        """Start it and wait until its events websocket is up."""
-        # Load runs keep their old file names and channel ids; saturation runs get their own.
+    def start(self, phase: str, round_no: int, calls: int, concurrency: int,
+              tag: str = "") -> None:
+        """Start it and wait until its events websockets are up."""
+        # Load runs keep their old file names and channel ids; saturation runs get their own,
+        # and so does each setup of a comparison.
         self.name = str(round_no) if phase == "load" else f"{phase}-{round_no}"
+        label = str(round_no) if phase == "load" else f"s{round_no}"
+        if tag:
+            self.name, label = f"{tag}-{self.name}", f"{tag}{label}"
         config = self.workdir / f"raw-driver-{self.name}.json"
         config.touch(mode=0o600)
         config.write_text(json.dumps({
-            "url": self.info.url, "user": self.info.user, "password": self.info.password,
+            "nodes": [{"name": info.name or f"node{info.node}", "url": info.url,
+                       "user": info.user, "password": info.password} for info in self.infos],
             "calls": calls, "concurrency": concurrency,
-            "kind": CONTACT_KINDS[phase, "raw"], "round": round_no,
-            "label": str(round_no) if phase == "load" else f"s{round_no}",
+            "kind": CONTACT_KINDS[phase, "raw"], "round": round_no, "label": label,
         }))
         with open(self._log_path, "wb") as err:
             self.proc = subprocess.Popen(
@@ -277,20 +307,20 @@ class RawDriver:
 
 
 def load_raw(
-    driver: RawDriver, asterisk: Asterisk, peers: Peers, calls: int, concurrency: int,
-    round_no: int, phase: str = "load",
+    driver: RawDriver, nodes: list[Asterisk], peers: Peers, calls: int, concurrency: int,
+    round_no: int, phase: str = "load", tag: str = "",
 ) -> LoadRun:
     """The raw-ARI script's side, at the same concurrency (it has no admission control: it
-    originates as many calls as it has workers)."""
-    agent = peers.start(run_name(phase, "raw", round_no), HOLD_MS)
-    log(f"{phase} round {round_no + 1}: raw ARI script, {calls} calls, "
-        f"{concurrency} at a time")
-    driver.start(phase, round_no, calls, concurrency)
-    asterisk_before = cpu_seconds(asterisk.pid)
+    originates as many calls as it has workers), its calls on the nodes in turn."""
+    agent = peers.start(run_name(phase, "raw", round_no, tag), HOLD_MS)
+    log(f"{f'{tag}: ' if tag else ''}{phase} round {round_no + 1}: raw ARI script, {calls} "
+        f"calls, {concurrency} at a time")
+    driver.start(phase, round_no, calls, concurrency, tag)
+    nodes_before = cpu_by_node(nodes)
     driver.go()
     result = driver.result(END_TIMEOUT + 60 + calls / concurrency * 10)
     time.sleep(CPU_SETTLE_S)  # as for the service: equal windows
-    asterisk_after = cpu_seconds(asterisk.pid)
+    nodes_cpu = _spent(nodes_before, cpu_by_node(nodes))
     driver.stop()
     agent_log = AgentLog(agent.message_log)
     agent_log.poll(final=True)
@@ -300,17 +330,18 @@ def load_raw(
         side="raw", round_no=round_no, calls=calls,
         ended=sum(1 for r in results if r.get("cause") != "STUCK"),
         ok=sum(1 for r in results if r["ok"]), elapsed=result["elapsed"],
-        client_cpu_s=result["cpu_s"], asterisk_cpu_s=asterisk_after - asterisk_before,
-        phase=phase,
+        client_cpu_s=result["cpu_s"], asterisk_cpu_s=sum(nodes_cpu.values()),
+        phase=phase, asterisk_cpu_by_node=nodes_cpu, tag=tag,
     )
     for r in results:
         run.causes["success" if r["ok"] else r.get("cause", "?")] += 1
+        run.calls_by_node[r.get("node", "node1")] += 1
         invite = agent_log.invites.get(r["contact"])
         if invite is not None:
             run.invite_ms.append((invite - r["t_post"]) * 1000)
         if _too_slow(r["t_post"], r["t_end"]):
             run.slow_calls += 1
-    run.left = asterisk.leftovers((RAW_PREFIX,))
+    run.left = merged(leftovers(nodes, (RAW_PREFIX,)))
     peers.stop()
     log(f"  {run.ok}/{run.calls} bridged, {run.cps:.1f} calls/s, "
         f"script CPU {run.client_cpu_s:.2f} s, Asterisk CPU {run.asterisk_cpu_s:.2f} s")
@@ -320,7 +351,8 @@ def load_raw(
 def check_history(service: CallService, runs: list[LoadRun]) -> dict[str, Any]:
     """Every connect answered 202 must have exactly one history row once calls are over (a
     connect refused by admission control has none, and its call's 202 is a connect of its
-    own); the service's load runs get their success counts and causes from there."""
+    own), whichever instance answered it; the service's load runs get their success counts,
+    causes and calls by node from there. `runs` are this service's runs only."""
     rows = service.history()
     expected = len(service.attempts)
     by_id: dict[str, dict[str, Any]] = {}
@@ -341,6 +373,8 @@ def check_history(service: CallService, runs: list[LoadRun]) -> dict[str, Any]:
             continue
         for call_id in run.call_ids:
             row = by_id.get(call_id)
+            if row is not None:
+                run.calls_by_node[str(row.get("node", "?"))] += 1
             if row is None:
                 run.causes["no history row"] += 1
                 run.accepted_then_failed += 1

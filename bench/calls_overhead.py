@@ -1,11 +1,13 @@
 """The overhead phase of bench/calls.py: one call at a time, the time from sending a request
 to the extension's INVITE arriving at SIPp, for a connect of the service and for a raw ARI
 originate sent from this process. SIPp logs wall-clock times and the requests are timed with
-time.time(), so both ends read the same clock."""
+time.time(), so both ends read the same clock. With several service instances the connects
+go to them in turn; with several nodes the raw originates go to the nodes in turn."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -23,7 +25,7 @@ WARMUP_SAMPLES = 3  # per side, not counted
 
 
 async def measure_overhead(
-    service: CallService, info: localasterisk.AriInfo, peers: Peers, samples: int
+    service: CallService, infos: list[localasterisk.AriInfo], peers: Peers, samples: int
 ) -> dict[str, Any]:
     """`samples` per side after the warm-up, interleaved (raw, service, then service, raw,
     ...) so that drifts of a shared machine hit both sides alike. Latencies in ms per side."""
@@ -34,8 +36,10 @@ async def measure_overhead(
     async with (
         ClientSession(connector=connector, timeout=ClientTimeout(total=30),
                       trust_env=False) as session,
-        RawAri(info.url, info.user, info.password) as ari,
+        contextlib.AsyncExitStack() as stack,
     ):
+        aris = [await stack.enter_async_context(RawAri(info.url, info.user, info.password))
+                for info in infos]
         with following(agent_log):
             await service.wait_ready(session, agent_log)
             log(f"overhead: {samples} samples per side "
@@ -44,7 +48,7 @@ async def measure_overhead(
                 order = ("raw", "service") if n % 2 == 0 else ("service", "raw")
                 for side in order:
                     if side == "raw":
-                        latency = await raw_sample(ari, agent_log, n)
+                        latency = await raw_sample(aris[n % len(aris)], agent_log, n)
                     else:
                         latency = await service_sample(service, session, agent_log, n)
                     if n >= WARMUP_SAMPLES:

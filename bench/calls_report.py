@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import math
 import sys
+from collections import Counter
 from typing import Any, TextIO
 
+from calls_asterisk import merged
 from calls_load import DNS_PITFALL_S, HOLD_MS, LoadRun
 from calls_sipp import AGENT_PORT, EXTENSION, TRUNK_PORT
+from pgcluster import DESCRIPTION as POSTGRES_DESCRIPTION
 from report import Column, Target, check, percentile, ratio, table
 
 # Targets. At 100 in flight (the load phase) calls per second are bounded by the
@@ -32,7 +35,19 @@ def reported(judged: dict[str, Any]) -> dict[str, Any]:
     return {**judged, "targeted": False}
 
 
-def _row(run: LoadRun) -> dict[str, Any]:
+def _per_call_ms(cpu_s: float, calls: int) -> float:
+    return cpu_s / calls * 1000 if calls else math.nan
+
+
+def _by_node_ms(runs: list[LoadRun]) -> dict[str, float]:
+    """Each node's CPU per call placed on it, over `runs`: what a call costs that node."""
+    names = sorted({name for r in runs for name in r.asterisk_cpu_by_node})
+    return {name: _per_call_ms(sum(r.asterisk_cpu_by_node.get(name, 0.0) for r in runs),
+                               sum(r.calls_by_node.get(name, 0) for r in runs))
+            for name in names}
+
+
+def run_row(run: LoadRun) -> dict[str, Any]:
     """One run's entry in the JSON summary."""
     return {
         "side": run.side, "round": run.round_no + 1, "calls": run.calls,
@@ -56,6 +71,9 @@ def _row(run: LoadRun) -> dict[str, Any]:
         "dialled_before_202": run.dialled_before_202,
         "loader_cpu_ms_per_call": run.loader_cpu_s / run.calls * 1000,
         "failed_history": run.failed_rows,
+        "database_cpu_ms_per_call": run.database_cpu_s / run.calls * 1000,
+        "calls_by_node": dict(sorted(run.calls_by_node.items())),
+        "asterisk_cpu_ms_per_call_by_node": _by_node_ms([run]),
     }
 
 
@@ -74,14 +92,24 @@ def _best_p95(runs: list[LoadRun], side: str) -> float:
 
 
 def _cpu_ms(runs: list[LoadRun], side: str) -> tuple[float, float]:
-    """CPU per call over all runs of a side: its own process, and Asterisk in its windows."""
+    """CPU per call over all runs of a side: its own processes (the service's instances and
+    database, or the raw script), and Asterisk (every node) in its windows."""
     mine = [r for r in runs if r.side == side]
     calls = sum(r.calls for r in mine) or 1
     return (sum(r.client_cpu_s for r in mine) / calls * 1000,
             sum(r.asterisk_cpu_s for r in mine) / calls * 1000)
 
 
-def _phase(runs: list[LoadRun], bridged: bool = False) -> dict[str, Any]:
+def _best_invite(runs: list[LoadRun], side: str) -> dict[str, float]:
+    """p50 and p95 of the run of a side with the lowest INVITE p95."""
+    mine = [r for r in runs if r.side == side and r.invite_ms]
+    if not mine:
+        return {"p50_ms": math.nan, "p95_ms": math.nan}
+    best = min(mine, key=lambda r: percentile(r.invite_ms, 95))
+    return {"p50_ms": percentile(best.invite_ms, 50), "p95_ms": percentile(best.invite_ms, 95)}
+
+
+def phase_summary(runs: list[LoadRun], bridged: bool = False) -> dict[str, Any]:
     """What both phases report: calls/s (calls over, or `bridged`: calls that succeeded), CPU
     per call, INVITE p95, admission refusals and the service's own failures. Targets are
     applied by the caller, which knows the phase."""
@@ -89,6 +117,7 @@ def _phase(runs: list[LoadRun], bridged: bool = False) -> dict[str, Any]:
     service_ms, asterisk_ms = _cpu_ms(runs, "service")
     raw_ms, raw_asterisk_ms = _cpu_ms(runs, "raw")
     service = [r for r in runs if r.side == "service"]
+    raw = [r for r in runs if r.side == "raw"]
     accepted_failed = sum(r.accepted_then_failed for r in service)
     refused_otherwise = sum(len(r.refused) for r in service)
     dialled = sum(r.dialled_before_202 for r in service)
@@ -100,7 +129,12 @@ def _phase(runs: list[LoadRun], bridged: bool = False) -> dict[str, Any]:
         "cpu_per_call": {"service_ms": service_ms, "asterisk_ms": asterisk_ms,
                          "ratio": ratio(service_ms, asterisk_ms, math.inf),
                          "raw_ms": raw_ms, "raw_asterisk_ms": raw_asterisk_ms,
-                         "raw_ratio": ratio(raw_ms, raw_asterisk_ms, math.inf)},
+                         "raw_ratio": ratio(raw_ms, raw_asterisk_ms, math.inf),
+                         # PostgreSQL's part of service_ms (0 on SQLite)
+                         "database_ms": _per_call_ms(sum(r.database_cpu_s for r in service),
+                                                     sum(r.calls for r in service)),
+                         "by_node": {side: _by_node_ms([r for r in runs if r.side == side])
+                                     for side in ("service", "raw")}},
         "invite_p95": {"service_ms": _best_p95(runs, "service"),
                        "raw_ms": _best_p95(runs, "raw"),
                        "ratio": ratio(_best_p95(runs, "service"), _best_p95(runs, "raw"),
@@ -121,6 +155,13 @@ def _phase(runs: list[LoadRun], bridged: bool = False) -> dict[str, Any]:
             "count": accepted_failed + refused_otherwise + dialled,
         },
         "loader_cpu_ms_per_call": sum(r.loader_cpu_s for r in service) / loader_calls * 1000,
+        "invite": {side: _best_invite(runs, side) for side in ("service", "raw")},
+        "success_rate": {
+            "service": ratio(sum(r.ok for r in service), sum(r.calls for r in service), math.nan),
+            "raw": ratio(sum(r.ok for r in raw), sum(r.calls for r in raw), math.nan),
+        },
+        "causes": {"service": dict(sum((r.causes for r in service), Counter()).most_common()),
+                   "raw": dict(sum((r.causes for r in raw), Counter()).most_common())},
     }
 
 
@@ -133,41 +174,44 @@ def summary(
     saturation_concurrency: int | None,
     max_calls_in_setup: int,
     max_calls_in_setup_from: str,
-    asterisk_version: str,
-    asterisk_pid: int,
-    asterisk_started: bool,
+    nodes: list[dict[str, Any]],
+    instances: int,
+    database: str,
     overhead: dict[str, Any],
     runs: list[LoadRun],
     history: dict[str, Any],
-    memory: dict[str, float],
-    before: dict[str, list[str]],
-    end_state: dict[str, list[str]],
+    memory: dict[str, dict[str, float]],
+    before: dict[str, dict[str, list[str]]],
+    end_state: dict[str, dict[str, list[str]]],
     service_log_problems: list[str],
-    asterisk_log_problems: list[str],
+    asterisk_log_problems: dict[str, list[str]],
 ) -> dict[str, Any]:
     """Everything the run measured, and the judgements: ratios against the targets, and `ok`,
     which is False when a call failed, a history row is missing or extra, or something was
-    left in Asterisk; a missed target alone leaves it True. `saturation_calls` is None when
-    the saturation phase was skipped."""
+    left in any node; a missed target alone leaves it True. `saturation_calls` is None when
+    the saturation phase was skipped. `nodes` (name, version, pid, started) and the
+    leftovers `before` and `end_state` are by node; `memory` by service instance. Keys from
+    before there were several nodes and instances (asterisk, asterisk_pid,
+    service_memory_mb, ...) stay, for the first node and instance."""
     overhead = dict(overhead)
     for key in ("p50_ms", "p95_ms"):
         overhead[f"ratio_{key[:3]}"] = reported(OVERHEAD_REPORTED.judge(
             ratio(overhead["service"][key], overhead["raw"][key], math.nan)))
     load_runs = [r for r in runs if r.phase == "load"]
     saturation_runs = [r for r in runs if r.phase == "saturation"]
-    load = _phase(load_runs)
+    load = phase_summary(load_runs)
     saturation: dict[str, Any] | None = None
     if saturation_calls is not None:
         # Compared on calls that succeeded: the raw script has no admission control, and
         # overloaded it loses calls (the contact hangs up before its bridge) and ends them
         # sooner; the service has the excess wait instead.
-        saturation = _phase(saturation_runs, bridged=True)
+        saturation = phase_summary(saturation_runs, bridged=True)
         saturation["calls_per_s"].update(CPS_TARGET.judge(saturation["calls_per_s"]["ratio"]))
         failures = saturation["service_failures"]
         failures["target"] = ACCEPTED_FAILED_TARGET.limit
         failures["pass"] = ACCEPTED_FAILED_TARGET.met(failures["count"])
         saturation = {"calls": saturation_calls, "concurrency": saturation_concurrency,
-                      "runs": [_row(r) for r in saturation_runs], **saturation}
+                      "runs": [run_row(r) for r in saturation_runs], **saturation}
     # The DNS pitfall delays every call, so the overhead and load phases show it; under
     # saturation a backlog in Asterisk makes slow legs too, which would be a false alarm.
     slowest = max([overhead["raw"]["max_ms"], overhead["service"]["max_ms"],
@@ -178,21 +222,26 @@ def summary(
     # the baseline (reported with its causes, and left out of its calls per second).
     calls_failed = any(r.ok != r.calls or r.refused or r.dialled_before_202 for r in runs
                        if not (r.side == "raw" and r.phase == "saturation"))
-    left = {k: v for k, v in end_state.items() if v}
+    end_merged = merged(end_state)
+    left = {k: v for k, v in end_merged.items() if v}
     cpu = load["cpu_per_call"]
     invite = load["invite_p95"]
+    first = nodes[0]
+    several = len(asterisk_log_problems) > 1
     return {
-        "asterisk": asterisk_version, "asterisk_pid": asterisk_pid,
-        "asterisk_started_by_bench": asterisk_started,
+        "asterisk": first["version"], "asterisk_pid": first["pid"],
+        "asterisk_started_by_bench": first["started"],
+        "nodes": nodes, "instances": instances, "database": database,
         "calls": calls, "concurrency": concurrency, "rounds": rounds,
         "hold_ms": HOLD_MS, "max_calls_in_setup": max_calls_in_setup,
         "max_calls_in_setup_from": max_calls_in_setup_from,
         "overhead": overhead,
-        "load": [_row(r) for r in load_runs],
+        "load": [run_row(r) for r in load_runs],
         "calls_per_s": {**load["calls_per_s"],
                         **reported(LOAD_CPS_REPORTED.judge(load["calls_per_s"]["ratio"]))},
         "cpu_per_call": {"service_ms": cpu["service_ms"], "asterisk_ms": cpu["asterisk_ms"],
                          "raw_ms": cpu["raw_ms"], "raw_asterisk_ms": cpu["raw_asterisk_ms"],
+                         "database_ms": cpu["database_ms"], "by_node": cpu["by_node"],
                          **CPU_TARGET.judge(cpu["ratio"])},
         "invite_p95": {"service_ms": invite["service_ms"], "raw_ms": invite["raw_ms"],
                        **INVITE_P95_TARGET.judge(invite["ratio"])},
@@ -200,15 +249,19 @@ def summary(
         "service_failures": load["service_failures"],
         "loader_cpu_ms_per_call": load["loader_cpu_ms_per_call"],
         "saturation": saturation,
-        "service_memory_mb": memory,
+        "service_memory_mb": next(iter(memory.values())),
+        "instances_memory_mb": memory,
         "history": history,
-        "asterisk_before": before,
-        "asterisk_at_end": end_state,
+        "asterisk_before": merged(before),
+        "asterisk_at_end": end_merged,
+        "asterisk_at_end_by_node": end_state,
         "asterisk_clean": not left,
         "dns_pitfall_suspected": dns,
         "slowest_invite_ms": slowest,
         "service_log_problems": service_log_problems[:30],
-        "asterisk_log_problems": asterisk_log_problems[:30],
+        "asterisk_log_problems": [f"{name}: {line}" if several else line
+                                  for name, lines in asterisk_log_problems.items()
+                                  for line in lines][:30],
         "ok": not calls_failed and history["pass"] and not left
         and not any(any(r.left.values()) for r in runs),
     }
@@ -216,6 +269,14 @@ def summary(
 
 def _side(side: str) -> str:
     return "raw ARI" if side == "raw" else "service"
+
+
+def describe_service(instances: int, database: str, nodes: int) -> str:
+    """`1 instance on SQLite, 1 node`, `2 instances sharing PostgreSQL, 2 nodes`."""
+    where = ("sharing PostgreSQL" if instances > 1 else "on PostgreSQL"
+             if database == "postgresql" else "on SQLite")
+    return (f"{instances} instance{'s' if instances > 1 else ''} {where}, "
+            f"{nodes} node{'s' if nodes > 1 else ''}")
 
 
 OVERHEAD_COLUMNS = (
@@ -240,18 +301,48 @@ LOAD_COLUMNS = (
 )
 
 
-def _runs_table(rows: list[dict[str, Any]]) -> list[str]:
-    """The table of one phase's runs and the lines that follow it: outcomes, leftovers."""
-    lines = table(LOAD_COLUMNS, (
-        (_side(row["side"]), row["round"], row["ok"], row["ended"], row["success_rate"],
-         row["calls_per_s"], row["elapsed_s"],
-         f"{row['invite_p50_ms']:.1f}/{row['invite_p95_ms']:.1f}",
-         row["client_cpu_ms_per_call"], row["asterisk_cpu_ms_per_call"],
-         f"{row['admission_refusals']:,}" if row["side"] == "service" else "-")
-        for row in rows
-    ), indent="  ")
-    lines.append("  (CPU ms/call: the service process, or the raw script's; Asterisk: its process "
-                 "in the same window;")
+def node_cell(ms: float | None, calls: int | None) -> str:
+    """A node's CPU per call placed on it, and how many: `6.10 (150)`; `-` when unused."""
+    if ms is None or not calls:
+        return "-"
+    return f"{ms:.2f} ({calls:,})"
+
+
+def _runs_table(rows: list[dict[str, Any]], node_names: list[str],
+                database: bool) -> list[str]:
+    """The table of one phase's runs and the lines that follow it: outcomes, leftovers. With
+    several nodes, a column per node; on PostgreSQL, its part of the service's CPU."""
+    columns = list(LOAD_COLUMNS[:-1])
+    if database:
+        columns.append(Column("PG ms", 7))
+    nodes = node_names if len(node_names) > 1 else []
+    columns += [Column(f"{name} (calls)", 15) for name in nodes]
+    columns.append(LOAD_COLUMNS[-1])
+
+    def cells(row: dict[str, Any]) -> list[Any]:
+        out: list[Any] = [
+            _side(row["side"]), row["round"], row["ok"], row["ended"], row["success_rate"],
+            row["calls_per_s"], row["elapsed_s"],
+            f"{row['invite_p50_ms']:.1f}/{row['invite_p95_ms']:.1f}",
+            row["client_cpu_ms_per_call"], row["asterisk_cpu_ms_per_call"]]
+        if database:
+            out.append(f"{row['database_cpu_ms_per_call']:.2f}" if row["side"] == "service"
+                       else "-")
+        by_node = row["asterisk_cpu_ms_per_call_by_node"]
+        out += [node_cell(by_node.get(name), row["calls_by_node"].get(name)) for name in nodes]
+        out.append(f"{row['admission_refusals']:,}" if row["side"] == "service" else "-")
+        return out
+
+    lines = table(columns, (cells(row) for row in rows), indent="  ")
+    if nodes:
+        lines.append("  (CPU ms/call: the service's processes, or the raw script's; Asterisk: "
+                     "every node's in the same window;")
+        lines.append("   each node: its CPU per call placed on it (calls placed on it);")
+    else:
+        lines.append("  (CPU ms/call: the service's processes, or the raw script's; Asterisk: "
+                     "its process in the same window;")
+    if database:
+        lines.append("   PG ms: PostgreSQL's part of the service's CPU ms/call;")
     lines.append("   503s: connects refused by admission control, each sent again after its "
                  "Retry-After)")
     for row in rows:
@@ -300,11 +391,19 @@ def print_table(s: dict[str, Any], out: TextIO = sys.stdout) -> None:
     def p(text: str = "") -> None:
         print(text, file=out)
 
-    p(f"{s['asterisk']} (pid {s['asterisk_pid']}, "
-      f"{'started by this run' if s['asterisk_started_by_bench'] else 'already running'});"
-      f" SIPp: extension {EXTENSION} on :{AGENT_PORT}, trunk on :{TRUNK_PORT}")
+    for node in s["nodes"]:
+        label = f"{node['name']}: " if len(s["nodes"]) > 1 else ""
+        p(f"{label}{node['version']} (pid {node['pid']}, "
+          f"{'started by this run' if node['started'] else 'already running'})")
+    p(f"SIPp: extension {EXTENSION} on :{AGENT_PORT}, trunk on :{TRUNK_PORT}"
+      + ("; the raw ARI script places its calls on the nodes in turn"
+         if len(s["nodes"]) > 1 else ""))
+    p("Service: " + describe_service(s["instances"], s["database"], len(s["nodes"]))
+      + (f" (PostgreSQL: {POSTGRES_DESCRIPTION}; its CPU counts as the service's)"
+         if s["database"] == "postgresql" else ""))
     p(f"The service admits {s['max_calls_in_setup'] or 'any number of'} calls in setup at a "
-      f"time (max_calls_in_setup, {s['max_calls_in_setup_from']})")
+      f"time{' per instance' if s['instances'] > 1 else ''} (max_calls_in_setup, "
+      f"{s['max_calls_in_setup_from']})")
     o = s["overhead"]
     p()
     p(f"Overhead: request sent -> extension's INVITE at SIPp, {o['samples']} interleaved "
@@ -319,7 +418,9 @@ def print_table(s: dict[str, Any], out: TextIO = sys.stdout) -> None:
     p()
     p(f"Load: {s['calls']:,} calls, {s['concurrency']} at a time, contact hangs up after "
       f"{s['hold_ms'] / 1000:g} s; {s['rounds']} round(s), sides interleaved")
-    for line in _runs_table(s["load"]):
+    node_names = [node["name"] for node in s["nodes"]]
+    database = s["database"] == "postgresql"
+    for line in _runs_table(s["load"], node_names, database):
         p(line)
     c = s["calls_per_s"]
     p(f"  service/raw calls per second (best runs): {c['service']:.1f}/{c['raw']:.1f} = "
@@ -339,7 +440,7 @@ def print_table(s: dict[str, Any], out: TextIO = sys.stdout) -> None:
     else:
         p(f"Saturation: {sat['calls']:,} calls, {sat['concurrency']} at a time, contact hangs "
           f"up after {s['hold_ms'] / 1000:g} s; {s['rounds']} round(s), sides interleaved")
-        for line in _runs_table(sat["runs"]):
+        for line in _runs_table(sat["runs"], node_names, database):
             p(line)
         c = sat["calls_per_s"]
         p(f"  service/raw calls bridged per second (best runs): {c['service']:.1f}/"
@@ -362,21 +463,27 @@ def print_table(s: dict[str, Any], out: TextIO = sys.stdout) -> None:
         p(f"  the bench's own loader on the service's side: "
           f"{sat['loader_cpu_ms_per_call']:.2f} ms CPU per call (on the same CPUs)")
     p()
-    m = s["service_memory_mb"]
-    p(f"Service memory at the end: RSS {m.get('VmRSS', 0):.1f} MB "
-      f"(peak {m.get('VmHWM', 0):.1f} MB)")
+    for name, m in s["instances_memory_mb"].items():
+        who = "Service" if len(s["instances_memory_mb"]) == 1 else f"Instance {name}"
+        p(f"{who} memory at the end: RSS {m.get('VmRSS', 0):.1f} MB "
+          f"(peak {m.get('VmHWM', 0):.1f} MB)")
     h = s["history"]
     p(f"History: {h['rows']:,} rows for {h['attempts']:,} connects answered 202"
-      f"  {check(h['pass'])}")
+      + (f" by {s['instances']} instances, read through one" if s["instances"] > 1 else "")
+      + f"  {check(h['pass'])}")
     p("  results: " + ", ".join(f"{k}: {v:,}" for k, v in h["results"].items()))
     if h["missing_count"] or h["unknown_count"] or h["duplicates"]:
         p(f"  missing {h['missing_count']} (first {h['missing'][:3]}), unknown "
           f"{h['unknown_count']}, duplicates {h['duplicates']}")
-    end = s["asterisk_at_end"]
-    p(f"Asterisk at the end: {len(end['channels'])} channels, {len(end['bridges'])} bridges"
-      f"  {check(s['asterisk_clean'])}")
+    for name, end in s["asterisk_at_end_by_node"].items():
+        label = f"Asterisk {name}" if len(s["asterisk_at_end_by_node"]) > 1 else "Asterisk"
+        clean = not any(end.values())
+        p(f"{label} at the end: {len(end['channels'])} channels, {len(end['bridges'])} "
+          f"bridges  {check(clean)}")
+        if not clean:
+            p(f"  left: {end}")
     if not s["asterisk_clean"]:
-        p(f"  left: {end}  (before the run: {s['asterisk_before']})")
+        p(f"  (before the run: {s['asterisk_before']})")
     if s["dns_pitfall_suspected"]:
         p(f"WARNING: a leg took {s['slowest_invite_ms'] / 1000:.1f} s to reach SIPp or a call "
           "ran 4 s over its length: Asterisk waiting for DNS (5 s per RTP stream)? See "

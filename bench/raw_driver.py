@@ -5,12 +5,15 @@ As a program, started by calls.py in its own process (so its CPU time is its own
 
     python bench/raw_driver.py CONFIG
 
-it drives one load run. CONFIG is a JSON file (it holds the ARI password, so calls.py writes
-it mode 0600) with `url`, `user`, `password`, `calls`, `concurrency`, `kind` and `round` (the
-contact numbers) and `label` (in channel and bridge ids, unique per run). It
-prints READY once its events websocket is up, starts on a line on stdin (so the CPU readings
-of calls.py frame the run itself), and prints RESULT {json} with every call's outcome, the
-wall time and its own CPU seconds.
+it drives one load run. CONFIG is a JSON file (it holds the ARI passwords, so calls.py writes
+it mode 0600) with `nodes` (each with `name`, `url`, `user`, `password`; or, for one Asterisk,
+`url`, `user` and `password` at the top), `calls`, `concurrency`, `kind` and `round` (the
+contact numbers) and `label` (in channel and bridge ids, unique per run). With several nodes
+it places the calls on them in turn (call i on node i mod N), the simplest fair spread, as a
+service with several nodes would. It prints READY once its events websocket is up on every
+node, starts on a line on stdin (so the CPU readings of calls.py frame the run itself), and
+prints RESULT {json} with every call's outcome (and node), the wall time and its own CPU
+seconds.
 
 calls.py also uses RawAri in its own process, for the one-at-a-time overhead samples.
 """
@@ -203,9 +206,13 @@ async def closed_loop(
 def drive(config_file: Path) -> int:
     """One load run as described at the top; prints READY, then RESULT {json}."""
     config = json.loads(config_file.read_text())
+    nodes = config.get("nodes") or [{"name": "node1", "url": config["url"],
+                                     "user": config["user"], "password": config["password"]}]
 
     async def run() -> dict[str, Any]:
-        async with RawAri(config["url"], config["user"], config["password"]) as ari:
+        async with contextlib.AsyncExitStack() as stack:
+            aris = [await stack.enter_async_context(
+                RawAri(node["url"], node["user"], node["password"])) for node in nodes]
             print("READY", flush=True)
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
             before = os.times()
@@ -213,12 +220,14 @@ def drive(config_file: Path) -> int:
             async def one(index: int) -> dict[str, Any]:
                 number = contact_number(config["kind"], config["round"], index)
                 label = config.get("label", config["round"])
-                return await raw_call(ari, f"{label}-{index}", number)
+                result = await raw_call(aris[index % len(aris)], f"{label}-{index}", number)
+                result["node"] = nodes[index % len(nodes)]["name"]
+                return result
 
             results, elapsed = await closed_loop(config["calls"], config["concurrency"], one)
             after = os.times()
-            if ari.closed.is_set():
-                raise BenchError("raw ARI: the events websocket closed during the run")
+            if any(ari.closed.is_set() for ari in aris):
+                raise BenchError("raw ARI: an events websocket closed during the run")
         cpu = (after.user + after.system) - (before.user + before.system)
         return {"results": results, "elapsed": elapsed, "cpu_s": cpu}
 

@@ -3,13 +3,16 @@
 Run from the repository (with the project installed in the active Python):
 
     python bench/rest.py [--duration 10] [--connections 32] [--rounds 2] [--json]
+                         [--database sqlite|postgresql|both]
 
 Both servers run in their own process and are loaded by wrk (one thread, N connections).
 The bare app answers GET and PUT with the exact bytes the service returns for a GET of one
 click-to-call, so the ratio service/bare is the cost of the service's own work (auth,
 routing, validation, SQLite, envelope) over aiohttp's floor on the same machine, in the
 same run. Baseline and service phases are interleaved (A B B A ...) and the best run of each
-side counts, which cancels most of the noise of a shared machine.
+side counts, which cancels most of the noise of a shared machine. The service runs on SQLite,
+on a throwaway PostgreSQL cluster that the bench starts and stops (pgcluster.py), or on both,
+side by side in the same interleaved rounds (A B C C B A ...).
 
 Then a fresh service gets 10,000 click-to-calls through the API, a full listing and some
 GETs, and its resident memory (VmRSS) is read from /proc.
@@ -39,6 +42,8 @@ from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 from common import BenchError, Server, Service, free_port, http, log, start_service
+from pgcluster import DESCRIPTION as POSTGRES_DESCRIPTION
+from pgcluster import Postgres
 from report import Column, Target, json_summary, ratio, rounded, table
 
 RATIO_TARGETS = {  # service/bare requests per second
@@ -52,6 +57,7 @@ WRK_TIMEOUT = "10s"  # a stall shows in p99 instead of as a spurious wrk error
 # A benchmark account creates far more click-to-calls than the per-account default allows.
 BENCH_CONFIG = 'ari_url = "off"\nmax_clicktocalls_per_account = 10000000\n'
 CREATE_BODY = {"data": {"name": "Sales", "extension": "1001", "whitelist": ["^\\+1"]}}
+DATABASES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}  # --database, and how printed
 
 
 # --- the baseline: a bare aiohttp app, started as `rest.py --bare-server` ------------------
@@ -84,6 +90,8 @@ class Pinning:
     client: list[str] = field(default_factory=list)  # command prefix for wrk
     server: list[str] = field(default_factory=list)  # command prefix for the servers
     note: str = "not pinned"
+    # The servers' CPUs, for processes started otherwise (PostgreSQL): None when not pinned.
+    server_cpus: set[int] | None = None
 
     @classmethod
     def detect(cls, enabled: bool) -> Pinning:
@@ -98,6 +106,7 @@ class Pinning:
             client=[taskset, "-c", str(client)],
             server=[taskset, "-c", str(server)],
             note=f"wrk on CPU {client}, servers on CPU {server}",
+            server_cpus={server},
         )
 
 
@@ -256,10 +265,15 @@ def run_wrk(
 @dataclass
 class Phase:
     label: str
-    side: str
+    side: str  # "bare" or "service"
     url: str
     script: Path
+    database: str | None = None  # the service's: a key of DATABASES
     runs: list[Run] = field(default_factory=list)
+
+    @property
+    def who(self) -> str:
+        return self.side if self.database is None else f"{self.side} ({DATABASES[self.database]})"
 
     @property
     def best(self) -> Run:
@@ -272,29 +286,50 @@ class Bench:
         self.tmp = Path(tempfile.mkdtemp(prefix="c2c-ari-bench-"))
         self.servers: list[Server] = []
         self.pinning = Pinning.detect(not args.no_pin)
+        self.databases = list(DATABASES) if args.database == "both" else [args.database]
+        self.postgres: Postgres | None = None
 
     def cleanup(self) -> None:
         for server in self.servers:
             with contextlib.suppress(Exception):
                 server.stop()
+        if self.postgres is not None:
+            with contextlib.suppress(Exception):
+                self.postgres.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def _service(self, name: str, data_dir: Path) -> Service:
+    def _service(self, name: str, data_dir: Path, database: str) -> Service:
+        """A fresh service on `database` ("sqlite": a new file in `data_dir`; "postgresql": a
+        new database in the bench's cluster)."""
         data_dir.mkdir(parents=True)
         # Calls off: the bench must never attach to a PBX that happens to run on this machine.
         config = data_dir / "bench.toml"
-        config.write_text(BENCH_CONFIG)
-        return start_service(name, data_dir, data_dir / "server.log",
-                             prefix=self.pinning.server, config=config, started=self.servers)
+        text = BENCH_CONFIG
+        if database == "postgresql":
+            if self.postgres is None:
+                self.postgres = Postgres().start()
+                if self.pinning.server_cpus is not None:
+                    self.postgres.pin(self.pinning.server_cpus)
+            text += f'database = "{self.postgres.database(data_dir.name.replace("-", "_"))}"\n'
+        config.write_text(text)
+        return start_service(f"{name} ({DATABASES[database]})", data_dir,
+                             data_dir / "server.log", prefix=self.pinning.server,
+                             config=config, started=self.servers)
 
     def run(self) -> dict[str, Any]:
         args = self.args
         log(f"pinning: {self.pinning.note}")
-        service = self._service("service", self.tmp / "load")
-        created = json.loads(http("PUT", service.collection, CREATE_BODY, service.token, 201))
-        one = f"{service.collection}/{created['data']['id']}"
+        services: dict[str, Service] = {}
+        ones: dict[str, str] = {}
+        for database in self.databases:
+            service = self._service("service", self.tmp / f"load-{database}", database)
+            services[database] = service
+            created = json.loads(http("PUT", service.collection, CREATE_BODY, service.token,
+                                      201))
+            ones[database] = f"{service.collection}/{created['data']['id']}"
+        first = self.databases[0]
         body_file = self.tmp / "get-body.json"
-        body_file.write_bytes(http("GET", one, token=service.token))
+        body_file.write_bytes(http("GET", ones[first], token=services[first].token))
         log(f"baseline body: {body_file.stat().st_size} bytes, the service's GET of one c2c")
 
         bare_port = free_port()
@@ -314,38 +349,43 @@ class Bench:
         self.servers.append(bare)
         bare.wait_ready()
         bare_base = f"http://127.0.0.1:{bare_port}"
-        path_one = one.removeprefix(service.base)
-        path_collection = service.collection.removeprefix(service.base)
+        path_one = ones[first].removeprefix(services[first].base)
+        path_collection = services[first].collection.removeprefix(services[first].base)
 
         put_body = json.dumps(CREATE_BODY)
-        get_lua = wrk_script(self.tmp / "get.lua", "GET", service.token, None)
-        put_lua = wrk_script(self.tmp / "put.lua", "PUT", service.token, put_body)
-        pairs = [
-            (
-                Phase("GET one click-to-call", "bare", bare_base + path_one, get_lua),
-                Phase("GET one click-to-call", "service", one, get_lua),
-            ),
-            (
-                Phase("PUT create", "bare", bare_base + path_collection, put_lua),
-                Phase("PUT create", "service", service.collection, put_lua),
-            ),
+        # Each service has its own token; the bare app ignores it.
+        scripts = {
+            database: (wrk_script(self.tmp / f"get-{database}.lua", "GET", service.token, None),
+                       wrk_script(self.tmp / f"put-{database}.lua", "PUT", service.token,
+                                  put_body))
+            for database, service in services.items()
+        }
+        get_label, put_label = "GET one click-to-call", "PUT create"
+        # One group per method: the bare app, then the service on each database.
+        groups = [
+            [Phase(get_label, "bare", bare_base + path_one, scripts[first][0]),
+             *(Phase(get_label, "service", ones[db], scripts[db][0], db)
+               for db in self.databases)],
+            [Phase(put_label, "bare", bare_base + path_collection, scripts[first][1]),
+             *(Phase(put_label, "service", services[db].collection, scripts[db][1], db)
+               for db in self.databases)],
         ]
 
         warmup = min(2.0, args.duration)
-        for pair in pairs:
-            for phase in pair:
+        for group in groups:
+            for phase in group:
                 run_wrk(
                     self.pinning,
                     phase.script,
                     phase.url,
                     warmup,
                     args.connections,
-                    f"warm-up {phase.label} ({phase.side})",
+                    f"warm-up {phase.label} ({phase.who})",
                 )
-        service_puts = 0
+        service_puts = dict.fromkeys(self.databases, 0)
         for round_no in range(args.rounds):
-            for pair in pairs:
-                order = pair if round_no % 2 == 0 else pair[::-1]  # A B, B A, ...
+            for group in groups:
+                order = group if round_no % 2 == 0 else group[::-1]  # A B C, C B A, ...
                 for phase in order:
                     run = run_wrk(
                         self.pinning,
@@ -353,31 +393,36 @@ class Bench:
                         phase.url,
                         args.duration,
                         args.connections,
-                        f"round {round_no + 1}/{args.rounds} {phase.label} ({phase.side})",
+                        f"round {round_no + 1}/{args.rounds} {phase.label} ({phase.who})",
                     )
                     phase.runs.append(run)
-                    if phase.side == "service" and phase.label.startswith("PUT"):
-                        service_puts += run.requests
+                    if phase.database is not None and phase.label == put_label:
+                        service_puts[phase.database] += run.requests
 
-        # Every 201 counted by wrk must have stored a document.
-        stored, listing_s = count_listing(service)
-        if stored < service_puts:
-            raise BenchError(
-                f"wrk counted {service_puts} created click-to-calls after the "
-                f"warm-up, but the listing has only {stored}"
-            )
-        loaded = {"documents": stored, "listing_s": listing_s, **service.server.memory()}
+        loaded: dict[str, dict[str, Any]] = {}
+        for database, service in services.items():
+            # Every 201 counted by wrk must have stored a document.
+            stored, listing_s = count_listing(service)
+            if stored < service_puts[database]:
+                raise BenchError(
+                    f"wrk counted {service_puts[database]} created click-to-calls after the "
+                    f"warm-up on {DATABASES[database]}, but the listing has only {stored}"
+                )
+            loaded[database] = {"documents": stored, "listing_s": listing_s,
+                                **service.server.memory()}
         bare_memory = bare.memory()
         bare.stop()
-        service.server.stop()
+        for service in services.values():
+            service.server.stop()
 
-        rss = self.measure_rss()
-        return self.summary(pairs, rss, loaded, bare_memory)
+        rss = {database: self.measure_rss(database) for database in self.databases}
+        return self.summary(groups, rss, loaded, bare_memory)
 
-    def measure_rss(self) -> dict[str, Any]:
+    def measure_rss(self, database: str) -> dict[str, Any]:
         args = self.args
-        service = self._service("service (memory)", self.tmp / "memory")
-        log(f"memory: creating {RSS_DOCS:,} click-to-calls through the API")
+        service = self._service("service (memory)", self.tmp / f"memory-{database}", database)
+        log(f"memory: creating {RSS_DOCS:,} click-to-calls through the API "
+            f"({DATABASES[database]})")
         started = time.perf_counter()
         ids = asyncio.run(fill(service, RSS_DOCS, args.connections))
         fill_s = time.perf_counter() - started
@@ -399,49 +444,75 @@ class Bench:
 
     def summary(
         self,
-        pairs: list[tuple[Phase, Phase]],
-        rss: dict[str, Any],
-        loaded: dict[str, Any],
+        groups: list[list[Phase]],
+        rss: dict[str, dict[str, Any]],
+        loaded: dict[str, dict[str, Any]],
         bare_memory: dict[str, float],
     ) -> dict[str, Any]:
+        """The JSON summary. Its top-level `ratios`, `rss` and `after_load` are those of the
+        first database (SQLite unless only PostgreSQL ran), as before there was a choice;
+        `by_database` has each one's."""
         phases = []
-        for pair in pairs:
-            for phase in pair:
+        for group in groups:
+            for phase in group:
                 best = phase.best
-                phases.append(
-                    {
-                        "phase": phase.label,
-                        "side": phase.side,
-                        "rps": round(best.rps, 1),
-                        "p50_ms": round(best.p50_ms, 3),
-                        "p99_ms": round(best.p99_ms, 3),
-                        "runs_rps": [round(run.rps, 1) for run in phase.runs],
-                    }
-                )
-        ratios = {  # pairs are (GET, PUT), each (bare, service)
-            key: rounded(target.judge(ratio(service.best.rps, bare.best.rps)))
-            for (key, target), (bare, service) in zip(RATIO_TARGETS.items(), pairs, strict=True)
-        }
-        return {
+                row = {
+                    "phase": phase.label,
+                    "side": phase.side,
+                    "rps": round(best.rps, 1),
+                    "p50_ms": round(best.p50_ms, 3),
+                    "p99_ms": round(best.p99_ms, 3),
+                    "runs_rps": [round(run.rps, 1) for run in phase.runs],
+                }
+                if phase.database is not None:
+                    row["database"] = phase.database
+                phases.append(row)
+        by_database: dict[str, Any] = {}
+        for database in self.databases:
+            # groups are (GET, PUT), each [bare, service on each database]
+            ratios = {}
+            for (key, target), group in zip(RATIO_TARGETS.items(), groups, strict=True):
+                bare = group[0]
+                service = next(p for p in group if p.database == database)
+                ratios[key] = rounded(target.judge(ratio(service.best.rps, bare.best.rps)))
+            by_database[database] = {
+                "ratios": ratios,
+                "rss": {
+                    **rounded(rss[database]),
+                    "target_mb": RSS_TARGET.limit,
+                    "pass": RSS_TARGET.met(rss[database]["VmRSS"]),
+                },
+                "after_load": rounded(loaded[database]),
+            }
+        first = by_database[self.databases[0]]
+        out = {
             "duration_s": self.args.duration,
             "connections": self.args.connections,
             "rounds": self.args.rounds,
             "pinning": self.pinning.note,
+            "databases": self.databases,
+            "postgresql": POSTGRES_DESCRIPTION if "postgresql" in self.databases else None,
             "phases": phases,
-            "ratios": ratios,
-            "rss": {
-                **rounded(rss),
-                "target_mb": RSS_TARGET.limit,
-                "pass": RSS_TARGET.met(rss["VmRSS"]),
-            },
-            "after_load": rounded(loaded),
+            "ratios": first["ratios"],
+            "rss": first["rss"],
+            "after_load": first["after_load"],
+            "by_database": by_database,
             "bare_memory": {k: round(v, 1) for k, v in bare_memory.items()},
         }
+        if len(self.databases) > 1:
+            # PostgreSQL against SQLite, best runs, in the same interleaved rounds.
+            out["postgresql_vs_sqlite"] = {
+                key: round(ratio(
+                    next(p for p in group if p.database == "postgresql").best.rps,
+                    next(p for p in group if p.database == "sqlite").best.rps), 3)
+                for key, group in zip(RATIO_TARGETS, groups, strict=True)
+            }
+        return out
 
 
 PHASE_COLUMNS = (
     Column("phase", 24, left=True),
-    Column("side", 9, left=True),
+    Column("side", 22, left=True),
     Column("req/s", 10, ",.0f"),
     Column("p50 ms", 9, ".2f"),
     Column("p99 ms", 9, ".2f"),
@@ -449,38 +520,58 @@ PHASE_COLUMNS = (
 )
 
 
+def _who(row: dict[str, Any]) -> str:
+    database = row.get("database")
+    return row["side"] if database is None else f"{row['side']} ({DATABASES[database]})"
+
+
 def print_table(summary: dict[str, Any]) -> None:
     print(
         f"wrk -t1 -c{summary['connections']}, {summary['duration_s']:g} s per run, "
         f"best of {summary['rounds']} interleaved runs per side; {summary['pinning']}"
     )
+    if summary["postgresql"]:
+        print(f"PostgreSQL: a throwaway cluster started by the bench, {summary['postgresql']}"
+              "; its processes run with the servers")
     print()
     rows = (
-        (row["phase"], row["side"], row["rps"], row["p50_ms"], row["p99_ms"],
+        (row["phase"], _who(row), row["rps"], row["p50_ms"], row["p99_ms"],
          ", ".join(f"{rps:,.0f}" for rps in row["runs_rps"]))
         for row in summary["phases"]
     )
     for line in table(PHASE_COLUMNS, rows):
         print(line)
     print()
-    for key, entry in summary["ratios"].items():
-        print(f"{key} service/bare: {entry['ratio']:.2f}  "
-              f"{RATIO_TARGETS[key].text(entry['pass'])}")
-    rss = summary["rss"]
-    print(
-        f"RSS with {rss['documents']:,} click-to-calls, after a full listing "
-        f"({rss['listing_s'] * 1000:.0f} ms) and {rss['gets']} GETs: "
-        f"{rss['VmRSS']:.1f} MB (peak {rss['VmHWM']:.1f} MB)  "
-        f"{RSS_TARGET.text(rss['pass'], '.0f', ' MB')}"
-    )
-    print(f"  filled through the API at {rss['creates_per_s']:,.0f} creates/s")
-    loaded = summary["after_load"]
-    print(
-        f"RSS of the loaded service ({loaded['documents']:,} click-to-calls, full listing "
-        f"{loaded['listing_s'] * 1000:.0f} ms): {loaded['VmRSS']:.1f} MB "
-        f"(peak {loaded['VmHWM']:.1f} MB); bare aiohttp: "
-        f"{summary['bare_memory']['VmRSS']:.1f} MB"
-    )
+    by_database = summary["by_database"]
+    for key in RATIO_TARGETS:
+        for database, found in by_database.items():
+            entry = found["ratios"][key]
+            print(f"{key} service/bare, {DATABASES[database]}: {entry['ratio']:.2f}  "
+                  f"{RATIO_TARGETS[key].text(entry['pass'])}")
+    if "postgresql_vs_sqlite" in summary:
+        versus = summary["postgresql_vs_sqlite"]
+        print("PostgreSQL/SQLite requests per second (best runs): "
+              + ", ".join(f"{key} {value:.2f}" for key, value in versus.items())
+              + "  (reported, not a target)")
+    for database, found in by_database.items():
+        rss = found["rss"]
+        print(
+            f"RSS with {rss['documents']:,} click-to-calls on {DATABASES[database]}, after a "
+            f"full listing ({rss['listing_s'] * 1000:.0f} ms) and {rss['gets']} GETs: "
+            f"{rss['VmRSS']:.1f} MB (peak {rss['VmHWM']:.1f} MB)  "
+            f"{RSS_TARGET.text(rss['pass'], '.0f', ' MB')}"
+        )
+        print(f"  filled through the API at {rss['creates_per_s']:,.0f} creates/s")
+    for database, found in by_database.items():
+        loaded = found["after_load"]
+        print(
+            f"RSS of the loaded service on {DATABASES[database]} ({loaded['documents']:,} "
+            f"click-to-calls, full listing {loaded['listing_s'] * 1000:.0f} ms): "
+            f"{loaded['VmRSS']:.1f} MB (peak {loaded['VmHWM']:.1f} MB)"
+        )
+    print(f"bare aiohttp: {summary['bare_memory']['VmRSS']:.1f} MB")
+    if summary["postgresql"]:
+        print("(the service's own memory: PostgreSQL's is not counted)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -494,6 +585,13 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=2,
         help="measured runs per side and method, interleaved (default 2)",
+    )
+    parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql", "both"),
+        default="sqlite",
+        help="the service's database: SQLite (default), a throwaway PostgreSQL cluster, or "
+        "both side by side in the same interleaved rounds",
     )
     parser.add_argument("--json", action="store_true", help="also print a machine-readable summary")
     parser.add_argument(

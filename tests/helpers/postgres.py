@@ -14,9 +14,10 @@ cluster from starting; ours never uses it). `initdb` refuses to run as root, so 
 cluster belongs to the `postgres` user and its commands run through `runuser`.
 
 The cluster is for tests only: `fsync=off` and no synchronous commit (a crash of the machine
-may lose it, which does not matter for a folder removed at the end of the session). It
+may lose it, which does not matter for a folder removed at the end of the session); a
+benchmark, whose writes must cost what they cost, overrides those with `settings`. It
 listens on 127.0.0.1 on a free port, with its unix socket in its own folder, so it never
-meets a PostgreSQL the machine runs.
+meets a PostgreSQL the machine runs. Nothing here needs pytest, so the benchmarks use it too.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ import socket
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -42,6 +44,12 @@ from c2c_ari.store.postgres.db import APPLICATION_NAME
 
 SUPERUSER = "postgres"
 _SERVER_TOOLS = ("initdb", "pg_ctl", "postgres")
+# Server settings of a test cluster: speed over durability.
+TEST_SETTINGS = {
+    "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
+    # The suite opens a database (a pool and a listener) per test, one at a time.
+    "max_connections": "200",
+}
 
 
 def _version_key(path: Path) -> tuple[int, ...]:
@@ -123,6 +131,7 @@ class Cluster:
     run_as: str | None
     pid: int = 0
     watchdog: subprocess.Popen[bytes] | None = None
+    settings: dict[str, str] = field(default_factory=lambda: dict(TEST_SETTINGS))
 
     @property
     def data(self) -> Path:
@@ -162,8 +171,10 @@ class Cluster:
             stderr=subprocess.DEVNULL, start_new_session=True)
 
     @classmethod
-    def start(cls, bindir: Path | None = None, attempts: int = 3) -> Cluster:
-        """initdb and start a new cluster; its folder is removed again if that fails."""
+    def start(cls, bindir: Path | None = None, attempts: int = 3,
+              settings: Mapping[str, str] | None = None) -> Cluster:
+        """initdb and start a new cluster; its folder is removed again if that fails.
+        `settings` replace or add to TEST_SETTINGS (server settings, as `-c name=value`)."""
         bindir = bindir or ensure_bindir()
         root = Path(tempfile.mkdtemp(prefix="c2c-pg-"))
         run_as = None
@@ -171,7 +182,7 @@ class Cluster:
             run_as = SUPERUSER
             entry = pwd.getpwnam(SUPERUSER)
             os.chown(root, entry.pw_uid, entry.pw_gid)
-        cluster = cls(bindir, root, 0, run_as)
+        cluster = cls(bindir, root, 0, run_as, settings={**TEST_SETTINGS, **(settings or {})})
         try:
             done = cluster._run("initdb", "-D", str(cluster.data), "-A", "trust",
                                 "-U", SUPERUSER, "-E", "UTF8", "--locale=C", "--no-sync")
@@ -192,9 +203,7 @@ class Cluster:
     def _start_server(self) -> bool:
         options = " ".join([
             f"-p {self.port}", f"-k {self.root}", "-c listen_addresses=127.0.0.1",
-            "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
-            # The suite opens a database (a pool and a listener) per test, one at a time.
-            "-c max_connections=200",
+            *(f"-c {name}={value}" for name, value in self.settings.items()),
         ])
         done = self._run("pg_ctl", "-D", str(self.data), "-o", options,
                          "-l", str(self.root / "server.log"), "-w", "-t", "60", "start")
