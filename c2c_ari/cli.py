@@ -79,7 +79,8 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None,
                     loop=_event_loop(settings.event_loop), access_log_class=AccessLogger,
-                    access_log=logging.getLogger("c2c_ari.access"))
+                    access_log=logging.getLogger("c2c_ari.access") if settings.access_log
+                    else None)
     except FileInUse as exc:
         print(f"c2c-ari: {exc}", file=sys.stderr)
         return 1

@@ -8,6 +8,7 @@ result and cause names, node names from the settings."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -43,6 +44,22 @@ ARI_RECONNECTS = Counter(
 HTTP_REQUESTS = Histogram(
     "c2c_http_request_seconds", "HTTP requests by route template, method and status.",
     ["route", "method", "status"], buckets=_FAST_BUCKETS, registry=REGISTRY)
+# Methods a request's series may name; any other (clients choose it) is "other", so that no
+# client can add series without bound.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_http_series: dict[tuple[str, str, int], Any] = {}
+
+
+def observe_http(route: str, method: str, status: int, seconds: float) -> None:
+    """One request in HTTP_REQUESTS. The labelled series are kept by key: prometheus-client's
+    labels() takes a lock and builds a key on every call, a cost each request paid."""
+    key = (route, method if method in _METHODS else "other", status)
+    series = _http_series.get(key)
+    if series is None:
+        series = _http_series[key] = HTTP_REQUESTS.labels(key[0], key[1], str(status))
+    series.observe(seconds)
+
+
 DB_WRITE = Histogram(
     "c2c_db_write_seconds", "Database write transactions (a group commit counts once).",
     ["backend"], buckets=_FAST_BUCKETS, registry=REGISTRY)

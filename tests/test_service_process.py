@@ -136,6 +136,7 @@ def test_a_client_hanging_up_mid_upload_leaves_no_error(tmp_path: Path) -> None:
         assert _http("PUT", url + "/v2/api_auth", {"api_key": "0" * 64})[0] == 401
     assert "Traceback" not in output[0]
     assert "unhandled error" not in output[0]
+    assert "c2c_ari.access" not in output[0]  # no access log unless asked for
 
 
 def test_a_second_service_on_the_same_sqlite_file_is_refused(tmp_path: Path) -> None:

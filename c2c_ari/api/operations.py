@@ -107,5 +107,4 @@ async def measure(request: web.Request, handler) -> web.StreamResponse:  # type:
     finally:
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
-        metrics.HTTP_REQUESTS.labels(route, request.method, str(status)).observe(
-            time.perf_counter() - started)
+        metrics.observe_http(route, request.method, status, time.perf_counter() - started)

@@ -151,7 +151,8 @@ def test_json_log_lines_name_the_call(
     sipp("uas_answer_then_bye.xml", TRUNK_PORT, duration_ms=200)
     port = _free_port()
     env = {**os.environ, "C2C_ARI_URL": asterisk.url, "C2C_ARI_USER": asterisk.user,
-           "C2C_ARI_PASSWORD": asterisk.password, "C2C_ARI_DATA_DIR": str(tmp_path)}
+           "C2C_ARI_PASSWORD": asterisk.password, "C2C_ARI_DATA_DIR": str(tmp_path),
+           "C2C_ARI_ACCESS_LOG": "on"}
     account = create_account(env)
     log_path = tmp_path / "service.log"
     with open(log_path, "wb") as log_file:  # a file: an unread pipe would stall the service
