@@ -52,9 +52,9 @@ class HistoryRecorder:
     async def unfinished(self) -> list[ActiveCall]:
         return await self.active.all()
 
-    async def load_by_node(self) -> dict[str, int]:
-        """Calls in flight on each Asterisk node, across all instances."""
-        return await self.active.count_by_node()
+    async def load_by_node(self, exclude_owner: str = "") -> dict[str, int]:
+        """Calls in flight on each Asterisk node, across all instances but `exclude_owner`."""
+        return await self.active.count_by_node(exclude_owner)
 
 
 def history_item(

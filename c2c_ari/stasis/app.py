@@ -14,8 +14,10 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import random
 import time
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,6 +47,8 @@ log = logging.getLogger(__name__)
 # Every id this application creates starts with this (Kazoo's call id form, c2c-{id}-{rand}),
 # so channels and bridges left by an earlier run can be told apart from others'.
 PREFIX = "c2c-"
+# How old the other instances' calls-by-node figures may be when placing a call.
+OTHERS_MAX_AGE = 0.5
 
 
 class StasisApp:
@@ -84,6 +88,13 @@ class StasisApp:
         # Calls in flight, each with the task that runs it to its history item.
         self.calls = CallRegistry()
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Placement's view of the load: this instance's own calls exactly (the registry, plus
+        # calls placed but not registered yet), the other instances' from the store at most
+        # OTHERS_MAX_AGE old. Each instance spreading its own calls evenly keeps the total
+        # even, where all reading one shared count would pile a burst onto one node.
+        self._placing: Counter[str] = Counter()
+        self._others: dict[str, int] = {}
+        self._others_read_at = -math.inf
         self._dialplan: tuple[ConnectService, ClickToCallService, AccountService] | None = None
 
     @property
@@ -154,9 +165,20 @@ class StasisApp:
             return [node] if node is not None and node.up else []
         fit = [node for node in self.nodes.values() if node.available]
         if len(fit) > 1:
-            load = await self.recorder.load_by_node()
-            fit.sort(key=lambda node: (load.get(node.name, 0), random.random()))
+            load = Counter(call.node for call in self.calls)
+            load.update(self._placing)
+            load.update(await self._others_load())
+            fit.sort(key=lambda node: (load[node.name], random.random()))
         return fit
+
+    async def _others_load(self) -> dict[str, int]:
+        """Calls in flight by node of every other instance, read again when older than
+        OTHERS_MAX_AGE (not at every connect: a query each, and no better for it)."""
+        now = time.monotonic()
+        if now - self._others_read_at > OTHERS_MAX_AGE:
+            self._others_read_at = now  # concurrent placements use the last figures meanwhile
+            self._others = await self.recorder.load_by_node(exclude_owner=self.owner)
+        return self._others
 
     async def place(self, attempt: ConnectAttempt) -> ConnectResult:
         if not self.connected:
@@ -197,7 +219,11 @@ class StasisApp:
             node=first.name, node_up=lambda: first.up,
             fallbacks=[Fallback(n.name, n.ari, _up_of(n)) for n in others],
         )
-        await self._launch(call)
+        self._placing[first.name] += 1  # until the registry has it, a few awaits from here
+        try:
+            await self._launch(call)
+        finally:
+            self._placing[first.name] -= 1
         if attempt.blocking:
             return ConnectResult(200, await asyncio.shield(call.outcome_known))
         return ConnectResult(202, plan.kazoo_view(attempt.account.realm))

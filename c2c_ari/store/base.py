@@ -123,8 +123,8 @@ class CallStore(Protocol):
     async def count_of_account(self, account_id: str) -> int:
         """How many calls of the account are in flight, on any instance."""
         ...
-    async def count_by_node(self) -> dict[str, int]:
-        """Calls in flight on each Asterisk node, whoever runs them."""
+    async def count_by_node(self, exclude_owner: str = "") -> dict[str, int]:
+        """Calls in flight on each Asterisk node, whoever runs them but `exclude_owner`."""
         ...
     async def claim_orphans(self, live_owners: Collection[str], new_owner: str,
                             limit: int) -> list[ActiveCall]:

@@ -79,6 +79,16 @@ async def test_orphans_are_claimed_once(store: Store) -> None:
     assert await store.calls.of_clicktocall(ACCOUNT, "d" * 32) == []
 
 
+async def test_calls_by_node_count_every_owner_but_the_one_left_out(store: Store) -> None:
+    await _account(store)
+    for n, (owner, node) in enumerate([("a", "node1"), ("a", "node2"), ("b", "node1"),
+                                       ("b", "node1"), ("c", "node2")]):
+        await store.calls.put(ActiveCall(**{**_call(n, owner).__dict__, "node": node}))
+    assert await store.calls.count_by_node() == {"node1": 3, "node2": 2}
+    assert await store.calls.count_by_node(exclude_owner="b") == {"node1": 1, "node2": 2}
+    assert await store.calls.count_by_node(exclude_owner="a") == {"node1": 2, "node2": 1}
+
+
 async def test_a_lease_has_one_holder_until_it_lapses(store: Store) -> None:
     assert await store.leases.acquire("dialplan", "x", ttl=60)
     assert not await store.leases.acquire("dialplan", "y", ttl=60)

@@ -67,9 +67,10 @@ class ActiveCallStore:
             "SELECT count(*) FROM active_calls WHERE account_id = ?", (account_id,))
         return int(row[0]) if row else 0
 
-    async def count_by_node(self) -> dict[str, int]:
+    async def count_by_node(self, exclude_owner: str = "") -> dict[str, int]:
         return {row[0]: int(row[1]) for row in await self.db.fetchall(
-            "SELECT node, count(*) FROM active_calls GROUP BY node")}
+            "SELECT node, count(*) FROM active_calls WHERE owner IS NOT ? GROUP BY node",
+            (exclude_owner,))}
 
     async def all(self) -> list[ActiveCall]:
         return [_call(row) for row in await self.db.fetchall(
