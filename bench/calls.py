@@ -56,7 +56,6 @@ import argparse
 import asyncio
 import contextlib
 import shutil
-import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -69,7 +68,7 @@ from calls_overhead import measure_overhead
 from calls_report import print_table, summary
 from calls_service import CallService
 from calls_sipp import Peers
-from common import BenchError, Server, log
+from common import BenchError, Server, exit_on_sigterm, log
 from pgcluster import Postgres
 from report import json_summary
 
@@ -324,10 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"calls.py: no local Asterisk: {why}", file=sys.stderr)
         return 2
 
-    def interrupted(signum: int, _frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, interrupted)
+    exit_on_sigterm()
     with localasterisk.exclusive_use(log):
         bench = Bench(args)
         try:

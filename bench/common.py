@@ -28,6 +28,16 @@ def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
+def exit_on_sigterm() -> None:
+    """Make SIGTERM end the bench the way Ctrl-C does, through its `finally` blocks, so the
+    processes it started are stopped and its temporary files removed."""
+
+    def interrupted(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, interrupted)
+
+
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on right now."""
     with socket.socket() as sock:

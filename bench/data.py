@@ -29,7 +29,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -44,6 +43,7 @@ from common import (
     BenchError,
     Server,
     create_account,
+    exit_on_sigterm,
     http,
     issue_token,
     log,
@@ -630,10 +630,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
 
-    def interrupted(signum: int, _frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, interrupted)
+    exit_on_sigterm()
     bench = None
     try:
         bench = Bench(args)

@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import json
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -43,6 +42,7 @@ from common import (
     Server,
     Service,
     cpu_seconds,
+    exit_on_sigterm,
     log,
     memory_mb,
     reset_peak,
@@ -389,10 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         print("hostile.py: --reps >= 1, --timeout and --probe-rate > 0", file=sys.stderr)
         return 2
 
-    def interrupted(signum: int, _frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, interrupted)
+    exit_on_sigterm()
     bench = None
     try:
         bench = Bench(args)

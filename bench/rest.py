@@ -31,7 +31,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,16 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
-from common import BenchError, Server, Service, free_port, http, log, start_service
+from common import (
+    BenchError,
+    Server,
+    Service,
+    exit_on_sigterm,
+    free_port,
+    http,
+    log,
+    start_service,
+)
 from pgcluster import DESCRIPTION as POSTGRES_DESCRIPTION
 from pgcluster import Postgres
 from report import Column, Target, json_summary, ratio, rounded, table
@@ -620,10 +628,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
 
-    def interrupted(signum: int, _frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, interrupted)
+    exit_on_sigterm()
     bench = Bench(args)
     try:
         summary = bench.run()

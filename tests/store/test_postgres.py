@@ -16,7 +16,7 @@ from pytest_postgresql.janitor import DatabaseJanitor
 
 from c2c_ari.domain.ids import GREGORIAN_OFFSET
 from c2c_ari.domain.retention import Housekeeper, RetentionPolicy
-from c2c_ari.store import AccountRecord, ActiveCall, Store, open_store
+from c2c_ari.store import AccountRecord, ActiveCall, InstanceRecord, Store, open_store
 from c2c_ari.store.postgres import SchemaTooNew, migrate_database, schema
 from c2c_ari.store.postgres.bus import MessageTooLarge
 from c2c_ari.store.postgres.throttle import PostgresThrottle
@@ -234,6 +234,35 @@ async def test_the_limit_and_the_throttle_hold_across_instances(pg: Store,
     answers = await asyncio.gather(*(
         (pg, second)[n % 2].throttle.hit("clicktocall", C2C, 5, 60.0) for n in range(40)))
     assert sum(answer is None for answer in answers) == 5
+
+
+async def test_heartbeats_and_leases_do_not_queue_behind_a_busy_instance(pg: Store) -> None:
+    """Every connection of the pool taken (an instance busy with calls): its heartbeat still
+    goes through at once, so others do not take it for gone and take its calls over; and so
+    does the renewal of the lease it holds."""
+    db = pg.backend.db
+    size = db.pool.max_size
+    taken = 0
+    all_taken, release = asyncio.Event(), asyncio.Event()
+
+    async def busy() -> None:
+        nonlocal taken
+        async with db.connection():
+            taken += 1
+            if taken == size:
+                all_taken.set()
+            await release.wait()
+
+    holders = [asyncio.create_task(busy()) for _ in range(size)]
+    try:
+        await all_taken.wait()
+        await pg.instances.heartbeat(InstanceRecord("busy", "boot-busy", "c2c-ari-busy"))
+        assert [i.boot_id for i in await pg.instances.live(5.0)] == ["boot-busy"]
+        assert await pg.leases.acquire("dialplan-app:c2c-ari", "boot-busy", 10.0)
+        assert await pg.leases.acquire("dialplan-app:c2c-ari", "boot-busy", 10.0)  # renewed
+    finally:
+        release.set()
+        await asyncio.gather(*holders)
 
 
 async def test_stale_throttle_rows_are_pruned(pg: Store) -> None:

@@ -25,6 +25,8 @@ OPEN_TIMEOUT = 30.0
 # Seconds a request waits for a connection of the pool before giving up: a database that is
 # down must turn into a prompt "try again", not requests piling up for the pool's 30 s.
 CONNECTION_WAIT = 5.0
+# Connections kept apart for heartbeats and leases (see Database.vital).
+VITAL_CONNECTIONS = 2
 
 
 def connection_kwargs() -> dict[str, Any]:
@@ -37,13 +39,23 @@ class Database:
         self.pool: AsyncConnectionPool[AsyncConnection[tuple[Any, ...]]] = AsyncConnectionPool(
             conninfo, min_size=min_size, max_size=max_size, kwargs=connection_kwargs(),
             open=False, name="c2c-ari", timeout=CONNECTION_WAIT)
+        # Heartbeats and leases have connections of their own: queued behind the calls of a
+        # busy instance, a heartbeat would be stamped late (the server's clock, when it
+        # runs), the busy instance would look gone, and others would take its calls over
+        # while it still runs them.
+        self.vital_pool: AsyncConnectionPool[AsyncConnection[tuple[Any, ...]]] = (
+            AsyncConnectionPool(conninfo, min_size=1, max_size=VITAL_CONNECTIONS,
+                                kwargs=connection_kwargs(), open=False, name="c2c-ari-vital",
+                                timeout=CONNECTION_WAIT))
 
     async def open(self) -> Database:
         # wait: an unreachable database fails here, at start-up, not at the first request.
         await self.pool.open(wait=True, timeout=OPEN_TIMEOUT)
+        await self.vital_pool.open(wait=True, timeout=OPEN_TIMEOUT)
         return self
 
     async def close(self) -> None:
+        await self.vital_pool.close()
         await self.pool.close()
 
     async def connect(self) -> AsyncConnection[tuple[Any, ...]]:
@@ -51,11 +63,15 @@ class Database:
         return await AsyncConnection.connect(self.conninfo, **connection_kwargs())
 
     @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[AsyncConnection[tuple[Any, ...]]]:
-        """A connection of the pool; a database out of reach (no connection within
-        CONNECTION_WAIT, or one lost on the way) raises StoreUnavailable."""
+    async def connection(
+        self, *, vital: bool = False
+    ) -> AsyncIterator[AsyncConnection[tuple[Any, ...]]]:
+        """A connection of the pool (`vital`: of the heartbeats' and leases' pool); a
+        database out of reach (no connection within CONNECTION_WAIT, or one lost on the
+        way) raises StoreUnavailable."""
+        pool = self.vital_pool if vital else self.pool
         try:
-            async with self.pool.connection() as conn:
+            async with pool.connection() as conn:
                 yield conn
         except PoolTimeout as exc:
             raise StoreUnavailable(str(exc).strip() or "no database connection") from exc
@@ -69,15 +85,16 @@ class Database:
             cursor = await conn.execute(query, params)
             return await cursor.fetchone()
 
-    async def fetchall(self, query: Query, params: Params = ()) -> list[tuple[Any, ...]]:
-        async with self.connection() as conn:
+    async def fetchall(self, query: Query, params: Params = (), *,
+                       vital: bool = False) -> list[tuple[Any, ...]]:
+        async with self.connection(vital=vital) as conn:
             cursor = await conn.execute(query, params)
             return await cursor.fetchall()
 
-    async def execute(self, query: Query, params: Params = ()) -> int:
+    async def execute(self, query: Query, params: Params = (), *, vital: bool = False) -> int:
         """Run one statement (its own transaction); the rows it changed."""
         started = time.perf_counter()
-        async with self.connection() as conn:
+        async with self.connection(vital=vital) as conn:
             cursor = await conn.execute(query, params)
             rowcount = cursor.rowcount
         metrics.DB_WRITE.labels("postgresql").observe(time.perf_counter() - started)

@@ -20,12 +20,12 @@ class InstanceStore:
             "INSERT INTO instances (instance_id, boot_id, app, seen_at)"
             f" VALUES (%s, %s, %s, {NOW}) ON CONFLICT (instance_id) DO UPDATE SET"
             " boot_id = excluded.boot_id, app = excluded.app, seen_at = excluded.seen_at",
-            (instance.instance_id, instance.boot_id, instance.app))
+            (instance.instance_id, instance.boot_id, instance.app), vital=True)
 
     async def live(self, max_age: float) -> list[InstanceRecord]:
         return [InstanceRecord(*row) for row in await self.db.fetchall(
             "SELECT instance_id, boot_id, app, seen_at FROM instances"
-            f" WHERE seen_at >= {NOW} - %s", (max_age,))]
+            f" WHERE seen_at >= {NOW} - %s", (max_age,), vital=True)]
 
     async def leave(self, boot_id: str) -> None:
         await self.db.execute("DELETE FROM instances WHERE boot_id = %s", (boot_id,))
@@ -43,7 +43,7 @@ class LeaseStore:
             " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
             " expires = excluded.expires WHERE leases.holder = excluded.holder"
             f" OR leases.expires < {NOW} RETURNING holder",
-            (name, holder, ttl))
+            (name, holder, ttl), vital=True)
         return bool(rows)
 
     async def release(self, name: str, holder: str) -> None:
