@@ -18,15 +18,15 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 from c2c_ari import logs, metrics
 from c2c_ari.ari import AriClient, AriEvents, AriException
 from c2c_ari.domain.accounts import AccountService
 from c2c_ari.domain.clicktocalls import ClickToCallService
 from c2c_ari.domain.connect import ConnectAttempt, ConnectRequest, ConnectResult, ConnectService
-from c2c_ari.domain.errors import CallsUnavailable, DomainError, NotFound
+from c2c_ari.domain.errors import CallsUnavailable, DomainError, NotFound, StoreUnavailable
 from c2c_ari.domain.history import HistoryRecorder, cut_short
 from c2c_ari.domain.plan import adopted_plan, build_plan
 from c2c_ari.stasis.call import (
@@ -49,6 +49,12 @@ log = logging.getLogger(__name__)
 PREFIX = "c2c-"
 # How old the other instances' calls-by-node figures may be when placing a call.
 OTHERS_MAX_AGE = 0.5
+# Seconds between attempts at a call's history write while the database is out of reach:
+# doubling from the first to the last.
+STORE_RETRY_FIRST = 0.5
+STORE_RETRY_MAX = 5.0
+
+T = TypeVar("T")
 
 
 class StasisApp:
@@ -96,6 +102,8 @@ class StasisApp:
         self._others: dict[str, int] = {}
         self._others_read_at = -math.inf
         self._dialplan: tuple[ConnectService, ClickToCallService, AccountService] | None = None
+        # Set once stop() has given the calls their grace: history writes stop retrying.
+        self._closed = asyncio.Event()
 
     @property
     def events(self) -> AriEvents:
@@ -140,7 +148,9 @@ class StasisApp:
             for task in pending:
                 task.cancel()
             if pending:
+                self._closed.set()
                 await asyncio.wait(pending)
+        self._closed.set()
         for node in self.nodes.values():
             await node.stop()
 
@@ -249,11 +259,32 @@ class StasisApp:
         # of the answer to this connect, which the caller waits for less than for the call.
         await asyncio.sleep(0)
 
+    async def _durably(self, what: str, call_id: str, write: Callable[[], Awaitable[T]]) -> T:
+        """`write()` again until the database takes it. A call goes on, or has ended, while
+        the database is out of reach; its item must be written once it is back, not lost
+        (an instance that lives on is never taken over, so no one else would write it).
+        Given up only when the service stops: its next start records the call from its
+        in-flight row."""
+        delay = STORE_RETRY_FIRST
+        while True:
+            try:
+                return await write()
+            except StoreUnavailable as exc:
+                if self._closed.is_set():
+                    raise
+                log.warning("call %s: %s not written (%s); again in %.1f s", call_id, what,
+                            exc, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), delay)
+            delay = min(delay * 2, STORE_RETRY_MAX)
+
     async def _finished(self, call: Call | None, item: dict[str, Any],
                         active: ActiveCall | None = None) -> None:
         """Record a call's final item, once, and count it."""
         active = active or self._active(call, item)  # type: ignore[arg-type]
-        if await self.recorder.finished(active):
+        found = active
+        if await self._durably("its final item", active.call_id,
+                               lambda: self.recorder.finished(found)):
             metrics.CALLS.labels(item.get("result", "error"), item.get("cause", ""),
                                  item.get("trigger", "api"), active.node).inc()
 
@@ -279,7 +310,9 @@ class StasisApp:
 
     async def _bridged(self, call: Call) -> None:
         self._in_setup -= 1
-        await self.recorder.bridged(self._active(call, call.provisional_item(), bridged=True))
+        active = self._active(call, call.provisional_item(), bridged=True)
+        await self._durably("its item at the bridge", active.call_id,
+                            lambda: self.recorder.bridged(active))
 
     async def _run(self, call: Call, adopted: dict[str, Any] | None = None) -> dict[str, Any]:
         # The call's task has a context of its own: every line it logs names the call.

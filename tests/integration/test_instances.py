@@ -161,6 +161,37 @@ def test_phones_calls_survive_the_death_of_the_dialplan_holder(
     phone.stop()
 
 
+def test_a_call_that_ends_during_a_database_outage_is_recorded_once_it_is_back(
+    instances: Cluster, sipp: Callable[..., Sipp], outage: Outage
+) -> None:
+    agent = sipp("uas_answer.xml", EXTENSION_PORT)
+    sipp("uas_answer_then_bye.xml", TRUNK_PORT, duration_ms=3000)
+    a = instances.add("a").start()
+    instances.sign_in(a)
+    token, base = instances.token, instances.base
+    c2c_id = a.api("PUT", base, {"name": "T", "extension": "1001"}, token)[1]["data"]["id"]
+    status, body = a.api("POST", f"{base}/{c2c_id}/connect",
+                         {"contact": CONTACT, "blocking": True}, token)
+    assert (status, body["data"]["result"]) == (200, "success")
+    call_id = body["data"]["call_id"]
+
+    outage.begin()
+    # The contact hangs up 3 s after answering: the service hangs up the agent and ends the
+    # call with no database to write its item to.
+    wait_for(lambda: bool(agent.received("BYE")), "the agent's leg hung up", timeout=30)
+    assert a.api("GET", base, token=token)[0] == 503  # still out of reach
+    outage.end()
+
+    def completed() -> list[dict]:
+        return [i for i in _history(instances, 0, c2c_id) if "ended_at" in i]
+
+    wait_for(lambda: bool(completed()), "the call's item completed", timeout=30)
+    (item,) = _history(instances, 0, c2c_id)
+    assert (item["call_id"], item["result"], item["hangup_cause"]) == (
+        call_id, "success", "NORMAL_CLEARING")
+    assert item["talk_duration"] > 0
+
+
 def test_a_database_outage_takes_no_call_from_its_instance(
     instances: Cluster, sipp: Callable[..., Sipp], outage: Outage
 ) -> None:

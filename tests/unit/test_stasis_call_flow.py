@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from c2c_ari.domain.connect import ConnectAttempt
+from c2c_ari.domain.errors import StoreUnavailable
+from c2c_ari.stasis import app as stasis_app
 from c2c_ari.stasis.app import StasisApp
 from c2c_ari.store import AccountRecord, ActiveCall
 
@@ -139,3 +143,63 @@ async def test_in_flight_row_is_durable_before_any_originate_and_the_item_once_b
     history = log.entries[-1][1]
     assert (history["call_id"], history["result"]) == (call_id, "success")
     assert len(stasis.calls) == 0
+
+
+class OutageRecorder(FakeRecorder):
+    """The database out of reach for the first two attempts of each write at the bridge
+    and at the end."""
+
+    def __init__(self, log: Log) -> None:
+        super().__init__(log)
+        self.refusals = {"bridged": 2, "finished": 2}
+
+    def _refuse(self, write: str) -> None:
+        if self.refusals[write]:
+            self.refusals[write] -= 1
+            self.log.add(f"{write} refused", None)
+            raise StoreUnavailable("database out of reach")
+
+    async def bridged(self, call: ActiveCall) -> None:
+        self._refuse("bridged")
+        await super().bridged(call)
+
+    async def finished(self, call: ActiveCall) -> bool:
+        self._refuse("finished")
+        return await super().finished(call)
+
+
+async def test_a_database_outage_delays_the_items_of_a_call_but_loses_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stasis_app, "STORE_RETRY_FIRST", 0.01)
+    log = Log()
+    ari = FakeAri(log)
+    stasis = StasisApp(ari, OutageRecorder(log),  # type: ignore[arg-type]
+                       extension_endpoint="PJSIP/{extension}",
+                       contact_endpoint="PJSIP/{contact}@trunk")
+    ari.stasis = stasis
+    stasis.events._ready.set()
+
+    async with asyncio.timeout(5):  # no answer at all would hang the test
+        result = await stasis.place(ConnectAttempt(
+            account=ACCOUNT, clicktocall=CLICKTOCALL, contact="+15551234567", blocking=True,
+            custom_application_vars={}, client_ip="127.0.0.1", authenticated=True,
+        ))
+    # A blocking connect answers once the bridged item is durable, outage or not.
+    assert (result.status, result.data["result"]) == (200, "success")
+    call_id = result.data["call_id"]
+    run = stasis.calls.task(call_id)
+    assert run is not None
+    ari._event("ChannelDestroyed", f"{call_id}-contact", cause=16)
+    async with asyncio.timeout(5):
+        await run
+
+    names = log.names()
+    # Nothing hung up at the bridge for want of the database; each item written once.
+    assert names[names.index("add_channel"):] == [
+        "add_channel", "bridged refused", "bridged refused", "bridged item durable",
+        "hangup", "destroy_bridge", "finished refused", "finished refused", "history",
+    ]
+    history = log.entries[-1][1]
+    assert (history["call_id"], history["result"]) == (call_id, "success")
+    assert "ended_at" in history
