@@ -35,6 +35,7 @@ from c2c_ari.stasis.call import (
     CallOrigin,
     ChannelLost,
     Fallback,
+    HandedOver,
     HangUp,
     Stop,
 )
@@ -314,7 +315,8 @@ class StasisApp:
         await self._durably("its item at the bridge", active.call_id,
                             lambda: self.recorder.bridged(active))
 
-    async def _run(self, call: Call, adopted: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def _run(self, call: Call, adopted: dict[str, Any] | None = None
+                   ) -> dict[str, Any] | None:
         # The call's task has a context of its own: every line it logs names the call.
         logs.CALL_ID.set(call.plan.call_id)
         logs.ACCOUNT_ID.set(call.plan.account_id)
@@ -327,6 +329,8 @@ class StasisApp:
         try:
             try:
                 item = await call.run(adopted=adopted)
+            except HandedOver:
+                return None  # the instance that took it over records it
             except Exception:
                 log.exception("call %s: no outcome", call.plan.call_id)
                 item = {**call.provisional_item(), "result": "error",

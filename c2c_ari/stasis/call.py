@@ -44,6 +44,15 @@ EVENT_TYPES = frozenset({"StasisStart", "StasisEnd", "ChannelStateChange",
 # to the next node (when there is one).
 FAILOVER_DEADLINE = 0.5
 
+# A bridged leg that left the application with no hang-up asked of it and is still in
+# Asterisk this long afterwards was moved into another application, not hung up.
+MOVED_CHECK = 1.0
+
+
+class HandedOver(Exception):
+    """The call's channels were moved into another application: another instance took the
+    call over (it judged this one gone, e.g. cut off from the database) and follows it now."""
+
 
 @dataclass(frozen=True)
 class Fallback:
@@ -121,6 +130,7 @@ class Call:
             asyncio.get_running_loop().create_future())
         self._answered: set[str] = set()  # roles of the legs that answered
         self._live: set[str] = set()  # our channels that Asterisk has not destroyed yet
+        self._hanging_up: set[str] = set()  # our channels with a hang-up requested
         self._bridge_made = False
         self._asterisk_stopping = False
         self._leg_states: dict[str, str] = {}  # role -> Asterisk's channel state
@@ -197,6 +207,10 @@ class Call:
                 self._resume(adopted)
             while True:
                 await self._next_event()
+        except HandedOver:
+            log.warning("call %s: its channels were moved into another application (another"
+                        " instance took the call over); left to it", self.plan.call_id)
+            raise  # nothing to clean up or record: the call is the other instance's now
         except LegEnded as ended:
             self._ended(ended)
         except AriException as exc:
@@ -396,6 +410,8 @@ class Call:
         role = self._role_of(channel.get("id", ""))
         if role is not None and "state" in channel:
             self._leg_states[role] = channel["state"]
+        if kind == "ChannelHangupRequest" and role is not None:
+            self._hanging_up.add(channel["id"])
         if kind == "ChannelHangupRequest" and event.get("soft") and (
                 event.get("cause") == _SOFTHANGUP_SHUTDOWN):
             self._asterisk_stopping = True
@@ -406,8 +422,25 @@ class Call:
                 code = 16  # a plain BYE arrives as cause 0 ("Unknown"): a normal hang-up
             raise LegEnded(role, self._stopping_or(cause_name(code)), code)
         if kind == "StasisEnd" and role is not None and self.state is State.BRIDGED:
+            if channel["id"] not in self._hanging_up and await self._moved_away(channel["id"]):
+                raise HandedOver(channel["id"])
             raise LegEnded(role, self._stopping_or("NORMAL_CLEARING"), 16)
         return event
+
+    async def _moved_away(self, channel_id: str) -> bool:
+        """A bridged leg left the application although nobody asked for its hang-up (a
+        remote BYE, a hang-up through ARI, Asterisk stopping: each asks first): moved into
+        another instance's application, if it is still in Asterisk a moment later. Not
+        known for sure (ARI not answering): not moved, so the call ends as it would have."""
+        for check in range(2):
+            if check:
+                await asyncio.sleep(MOVED_CHECK)
+            try:
+                if await self.ari.get_channel(channel_id) is None:
+                    return False
+            except AriException:
+                return False
+        return True
 
     def _command_end(self, command: Command) -> LegEnded:
         match command:

@@ -15,6 +15,7 @@ import pytest
 
 from c2c_ari import localasterisk
 from c2c_ari.app import STASIS, create_app
+from c2c_ari.ari import AriClient, AriEvents
 from c2c_ari.config import Settings
 from c2c_ari.localasterisk import AriInfo
 from tests.conftest import Api, sign_in
@@ -55,6 +56,48 @@ async def test_early_media_bridges_the_first_leg_before_dialling(
     (item,) = await history(service, c2c["id"])
     assert (item["result"], item["cause"], item["failed_leg"]) == (
         "error", "NO_ANSWER", "contact")
+
+
+async def test_a_call_whose_legs_move_into_another_application_is_left_to_it(
+    service: Api, sipp: Callable[..., Sipp], asterisk: AriInfo
+) -> None:
+    """What an instance cut off from the database sees when another one, taking it for
+    gone, adopts its bridged call: the legs move into the other's application. It must let
+    the call go without hanging anything up (it used to take the move for a hang-up)."""
+    agent = sipp("uas_answer.xml", EXTENSION_PORT)
+    sipp("uas_answer.xml", TRUNK_PORT)
+    c2c = await service.create(extension="1001")
+    status, body, _ = await connect(service, c2c["id"], blocking=True)
+    assert (status, body["data"]["result"]) == (200, "success")
+    call_id = body["data"]["call_id"]
+
+    taker = AriClient(asterisk.url, asterisk.user, asterisk.password, app="c2c-test-taker")
+
+    async def ignore(_event: dict) -> None:
+        pass
+
+    events = AriEvents(taker, on_event=ignore)
+    await events.start()
+    try:
+        await asyncio.wait_for(events.wait_connected(), 10)
+        for leg in ("contact", "ext"):
+            assert await taker.move(f"{call_id}-{leg}", "c2c-test-taker")
+        stasis = service.client.app[STASIS]
+        for _ in range(100):  # the service lets the call go a moment after the move
+            if stasis.calls.get(call_id) is None:
+                break
+            await asyncio.sleep(0.1)
+        assert stasis.calls.get(call_id) is None
+        # Both legs still up and bridged, the agent never hung up.
+        bridge = await ari_get(asterisk, f"/bridges/{call_id}-bridge")
+        assert sorted(bridge["channels"]) == [f"{call_id}-contact", f"{call_id}-ext"]
+        assert not agent.received("BYE")
+    finally:
+        for leg in ("contact", "ext"):
+            await taker.hangup(f"{call_id}-{leg}")
+        await taker.destroy_bridge(f"{call_id}-bridge")
+        await events.stop()
+        await taker.close()
 
 
 async def test_custom_application_vars_become_channel_variables(

@@ -11,6 +11,7 @@ import pytest
 from c2c_ari.domain.connect import ConnectAttempt
 from c2c_ari.domain.errors import StoreUnavailable
 from c2c_ari.stasis import app as stasis_app
+from c2c_ari.stasis import call as call_module
 from c2c_ari.stasis.app import StasisApp
 from c2c_ari.store import AccountRecord, ActiveCall
 
@@ -203,3 +204,82 @@ async def test_a_database_outage_delays_the_items_of_a_call_but_loses_none(
     history = log.entries[-1][1]
     assert (history["call_id"], history["result"]) == (call_id, "success")
     assert "ended_at" in history
+
+
+class MovableAri(FakeAri):
+    """Channels still in Asterisk unless hung up (get_channel), so that a leg leaving the
+    application can be told moved (still there) from gone."""
+
+    def __init__(self, log: Log) -> None:
+        super().__init__(log)
+        self.gone: set[str] = set()
+
+    async def get_channel(self, channel_id: str) -> dict[str, Any] | None:
+        self.log.add("get_channel", channel_id)
+        return None if channel_id in self.gone else {"id": channel_id, "state": "Up"}
+
+
+async def _bridged_call(log: Log, ari: FakeAri) -> tuple[StasisApp, str, asyncio.Task[Any]]:
+    stasis = StasisApp(ari, FakeRecorder(log),  # type: ignore[arg-type]
+                       extension_endpoint="PJSIP/{extension}",
+                       contact_endpoint="PJSIP/{contact}@trunk")
+    ari.stasis = stasis
+    stasis.events._ready.set()
+    result = await stasis.place(ConnectAttempt(
+        account=ACCOUNT, clicktocall=CLICKTOCALL, contact="+15551234567", blocking=False,
+        custom_application_vars={}, client_ip="127.0.0.1", authenticated=True,
+    ))
+    call_id = result.data["outbound_call_id"]
+    await log.until("bridged item durable")
+    run = stasis.calls.task(call_id)
+    assert run is not None
+    return stasis, call_id, run
+
+
+async def test_a_call_whose_channels_another_instance_moved_away_is_left_to_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(call_module, "MOVED_CHECK", 0.0)
+    log = Log()
+    ari = MovableAri(log)
+    stasis, call_id, run = await _bridged_call(log, ari)
+    # Another instance, taking this one for gone, moves the legs into its application.
+    ari._event("StasisEnd", f"{call_id}-contact")
+    ari._event("StasisEnd", f"{call_id}-ext")
+    async with asyncio.timeout(5):
+        assert await run is None
+    names = log.names()
+    # Neither leg hung up, the bridge kept, no item written: the call is the other's now.
+    assert names[names.index("bridged item durable"):] == [
+        "bridged item durable", "get_channel", "get_channel"]
+    assert len(stasis.calls) == 0
+
+
+async def test_a_leg_that_leaves_the_application_hung_up_ends_the_call() -> None:
+    log = Log()
+    ari = MovableAri(log)
+    _, call_id, run = await _bridged_call(log, ari)
+    # A remote BYE: Asterisk asks for the hang-up, then the leg leaves the application.
+    ari._event("ChannelHangupRequest", f"{call_id}-contact")
+    ari._event("StasisEnd", f"{call_id}-contact")
+    async with asyncio.timeout(5):
+        item = await run
+    assert item is not None and item["result"] == "success"
+    names = log.names()
+    assert names[names.index("bridged item durable"):] == [
+        "bridged item durable", "hangup", "hangup", "destroy_bridge", "history"]
+
+
+async def test_a_leg_that_leaves_with_no_hang_up_asked_but_is_gone_ends_the_call() -> None:
+    log = Log()
+    ari = MovableAri(log)
+    _, call_id, run = await _bridged_call(log, ari)
+    ari.gone.add(f"{call_id}-contact")
+    ari._event("StasisEnd", f"{call_id}-contact")
+    async with asyncio.timeout(5):
+        item = await run
+    assert item is not None and item["result"] == "success"
+    names = log.names()
+    assert names[names.index("bridged item durable"):] == [
+        "bridged item durable", "get_channel", "hangup", "hangup", "destroy_bridge",
+        "history"]
