@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import data_fill
+import probe
 from aiohttp import ClientSession, ClientTimeout
 from common import (
     BenchError,
@@ -611,13 +612,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="seconds per variant, size and round at most, once 3 requests "
                              "are done (default 10)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 2; quick 1)")
-    parser.add_argument("--probe-rate", type=float, default=100.0,
-                        help="GETs per second of the probe (default 100)")
-    parser.add_argument("--probe-baseline", type=float, default=3.0,
-                        help="seconds of probe alone before paginate=false (default 3)")
-    parser.add_argument("--service-python", metavar="PYTHON",
-                        help="run the service of another checkout: the python of its venv")
-    parser.add_argument("--json", action="store_true", help="also print a JSON summary")
+    probe.add_arguments(parser, baseline=3.0, baseline_help="before paginate=false")
     return parser
 
 

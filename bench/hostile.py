@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import probe
 from aiohttp import ClientError, ClientSession, ClientTimeout
 from common import (
     BenchError,
@@ -371,13 +372,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="seconds of CPU above which an attack runs once (default 2)")
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="seconds a hostile request may take (default 600)")
-    parser.add_argument("--probe-rate", type=float, default=100.0,
-                        help="GETs per second of the probe (default 100)")
-    parser.add_argument("--probe-baseline", type=float, default=2.0,
-                        help="seconds of probe alone before each attack (default 2)")
-    parser.add_argument("--service-python", metavar="PYTHON",
-                        help="run the service of another checkout: the python of its venv")
-    parser.add_argument("--json", action="store_true", help="also print a JSON summary")
+    probe.add_arguments(parser, baseline=2.0, baseline_help="before each attack")
     return parser
 
 

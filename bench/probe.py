@@ -13,6 +13,7 @@ JSON line with every sample.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import subprocess
@@ -27,6 +28,19 @@ from common import BenchError, die_with_parent, stop_process
 from report import percentile
 
 DEFAULT_RATE = 100.0  # GETs per second
+
+
+def add_arguments(parser: argparse.ArgumentParser, *, baseline: float, baseline_help: str
+                  ) -> None:
+    """The options of a benchmark that probes a service while it works (data.py,
+    hostile.py): the probe's rate and lone baseline, another checkout's service, JSON."""
+    parser.add_argument("--probe-rate", type=float, default=DEFAULT_RATE,
+                        help=f"GETs per second of the probe (default {DEFAULT_RATE:g})")
+    parser.add_argument("--probe-baseline", type=float, default=baseline,
+                        help=f"seconds of probe alone {baseline_help} (default {baseline:g})")
+    parser.add_argument("--service-python", metavar="PYTHON",
+                        help="run the service of another checkout: the python of its venv")
+    parser.add_argument("--json", action="store_true", help="also print a JSON summary")
 
 
 @dataclass

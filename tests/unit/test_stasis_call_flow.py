@@ -255,31 +255,23 @@ async def test_a_call_whose_channels_another_instance_moved_away_is_left_to_it(
     assert len(stasis.calls) == 0
 
 
-async def test_a_leg_that_leaves_the_application_hung_up_ends_the_call() -> None:
+@pytest.mark.parametrize("hang_up_asked", [True, False],
+                         ids=["hang-up asked (a remote BYE)", "none asked, but gone"])
+async def test_a_leg_that_leaves_the_application_hung_up_ends_the_call(
+    hang_up_asked: bool,
+) -> None:
     log = Log()
     ari = MovableAri(log)
     _, call_id, run = await _bridged_call(log, ari)
-    # A remote BYE: Asterisk asks for the hang-up, then the leg leaves the application.
-    ari._event("ChannelHangupRequest", f"{call_id}-contact")
+    if hang_up_asked:  # Asterisk asks for the hang-up, then the leg leaves the application
+        ari._event("ChannelHangupRequest", f"{call_id}-contact")
+    else:
+        ari.gone.add(f"{call_id}-contact")
     ari._event("StasisEnd", f"{call_id}-contact")
     async with asyncio.timeout(5):
         item = await run
     assert item is not None and item["result"] == "success"
     names = log.names()
+    checked = [] if hang_up_asked else ["get_channel"]  # asked Asterisk: gone, not moved
     assert names[names.index("bridged item durable"):] == [
-        "bridged item durable", "hangup", "hangup", "destroy_bridge", "history"]
-
-
-async def test_a_leg_that_leaves_with_no_hang_up_asked_but_is_gone_ends_the_call() -> None:
-    log = Log()
-    ari = MovableAri(log)
-    _, call_id, run = await _bridged_call(log, ari)
-    ari.gone.add(f"{call_id}-contact")
-    ari._event("StasisEnd", f"{call_id}-contact")
-    async with asyncio.timeout(5):
-        item = await run
-    assert item is not None and item["result"] == "success"
-    names = log.names()
-    assert names[names.index("bridged item durable"):] == [
-        "bridged item durable", "get_channel", "hangup", "hangup", "destroy_bridge",
-        "history"]
+        "bridged item durable", *checked, "hangup", "hangup", "destroy_bridge", "history"]
