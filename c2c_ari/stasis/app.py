@@ -149,8 +149,8 @@ class StasisApp:
             for task in pending:
                 task.cancel()
             if pending:
-                self._closed.set()
                 await asyncio.wait(pending)
+        # A final item still waiting for the database is left to the next start.
         self._closed.set()
         for node in self.nodes.values():
             await node.stop()
@@ -282,12 +282,11 @@ class StasisApp:
     async def _finished(self, call: Call | None, item: dict[str, Any],
                         active: ActiveCall | None = None) -> None:
         """Record a call's final item, once, and count it."""
-        active = active or self._active(call, item)  # type: ignore[arg-type]
-        found = active
-        if await self._durably("its final item", active.call_id,
-                               lambda: self.recorder.finished(found)):
+        record = active or self._active(call, item)  # type: ignore[arg-type]
+        if await self._durably("its final item", record.call_id,
+                               lambda: self.recorder.finished(record)):
             metrics.CALLS.labels(item.get("result", "error"), item.get("cause", ""),
-                                 item.get("trigger", "api"), active.node).inc()
+                                 item.get("trigger", "api"), record.node).inc()
 
     def load(self) -> dict[str, int]:
         """Calls this instance runs, by state (for metrics)."""

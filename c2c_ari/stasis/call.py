@@ -410,11 +410,11 @@ class Call:
         role = self._role_of(channel.get("id", ""))
         if role is not None and "state" in channel:
             self._leg_states[role] = channel["state"]
-        if kind == "ChannelHangupRequest" and role is not None:
-            self._hanging_up.add(channel["id"])
-        if kind == "ChannelHangupRequest" and event.get("soft") and (
-                event.get("cause") == _SOFTHANGUP_SHUTDOWN):
-            self._asterisk_stopping = True
+        if kind == "ChannelHangupRequest":
+            if role is not None:
+                self._hanging_up.add(channel["id"])
+            if event.get("soft") and event.get("cause") == _SOFTHANGUP_SHUTDOWN:
+                self._asterisk_stopping = True
         if kind == "ChannelDestroyed" and role is not None:
             self._live.discard(channel["id"])
             code = event.get("cause")
@@ -432,15 +432,16 @@ class Call:
         remote BYE, a hang-up through ARI, Asterisk stopping: each asks first): moved into
         another instance's application, if it is still in Asterisk a moment later. Not
         known for sure (ARI not answering): not moved, so the call ends as it would have."""
-        for check in range(2):
-            if check:
-                await asyncio.sleep(MOVED_CHECK)
-            try:
-                if await self.ari.get_channel(channel_id) is None:
-                    return False
-            except AriException:
-                return False
-        return True
+        if not await self._in_asterisk(channel_id):
+            return False
+        await asyncio.sleep(MOVED_CHECK)
+        return await self._in_asterisk(channel_id)
+
+    async def _in_asterisk(self, channel_id: str) -> bool:
+        try:
+            return await self.ari.get_channel(channel_id) is not None
+        except AriException:
+            return False
 
     def _command_end(self, command: Command) -> LegEnded:
         match command:
