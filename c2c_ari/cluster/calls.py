@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from c2c_ari.domain.calls import ended
 from c2c_ari.store import ActiveCall, Store
+from c2c_ari.store.local_bus import messages, put_dropping_oldest
 
 if TYPE_CHECKING:
     from c2c_ari.stasis.app import StasisApp
@@ -79,9 +80,7 @@ class ClusterCalls:
         op, call_id = message.get("op"), str(message.get("call_id", ""))
         if op == "status":
             for queue in self._waiters.get(call_id, ()):
-                if queue.full():
-                    queue.get_nowait()
-                queue.put_nowait(message.get("status") or {})
+                put_dropping_oldest(queue, message.get("status") or {})
             return
         status = self.local.status(call_id) if self.local is not None else None
         if status is None:
@@ -169,13 +168,8 @@ class ClusterCalls:
         watched = self.local.watch(call_id) if self.local is not None else None
         if watched is not None:
             call, queue = watched
-
-            async def local_updates() -> AsyncIterator[dict[str, Any]]:
-                while True:
-                    yield await queue.get()
-
             try:
-                yield local_updates()
+                yield messages(queue)
             finally:
                 call.unwatch(queue)
             return

@@ -30,9 +30,7 @@ class Subscribers:
         """To every subscriber of `channel`; one that is QUEUE_LIMIT behind loses its
         oldest message."""
         for queue in self._queues.get(channel, ()):
-            if queue.full():
-                queue.get_nowait()
-            queue.put_nowait(message)
+            put_dropping_oldest(queue, message)
 
     def add(self, channel: str) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_LIMIT)
@@ -47,6 +45,13 @@ class Subscribers:
             return False
         self._queues.pop(channel, None)
         return True
+
+
+def put_dropping_oldest(queue: asyncio.Queue[dict[str, Any]], message: dict[str, Any]) -> None:
+    """Put `message` on a bounded queue; when it is full, its oldest message makes room."""
+    if queue.full():
+        queue.get_nowait()
+    queue.put_nowait(message)
 
 
 async def messages(queue: asyncio.Queue[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
