@@ -308,11 +308,16 @@ class StasisApp:
     async def _moved(self, call: Call) -> None:
         await self.recorder.started(self._active(call, call.provisional_item()))
 
-    async def _bridged(self, call: Call) -> None:
+    def _bridged(self, call: Call) -> asyncio.Task[None]:
+        """The call is bridged: out of setup at once (admission counts it no more), and its
+        item at the bridge written by a task of its own, which is returned."""
         self._in_setup -= 1
         active = self._active(call, call.provisional_item(), bridged=True)
-        await self._durably("its item at the bridge", active.call_id,
-                            lambda: self.recorder.bridged(active))
+        write = asyncio.create_task(self._durably(
+            "its item at the bridge", active.call_id, lambda: self.recorder.bridged(active)))
+        self._tasks.add(write)
+        write.add_done_callback(self._tasks.discard)
+        return write
 
     async def _run(self, call: Call, adopted: dict[str, Any] | None = None
                    ) -> dict[str, Any] | None:

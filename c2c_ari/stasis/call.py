@@ -135,9 +135,10 @@ class Call:
         self._asterisk_stopping = False
         self._leg_states: dict[str, str] = {}  # role -> Asterisk's channel state
         self._watchers: list[asyncio.Queue[dict[str, Any]]] = []
-        # Called once both legs are bridged, before the outcome is known to anyone: it makes
-        # the item durable (see StasisApp).
-        self.on_bridged: Callable[[Call], Awaitable[None]] | None = None
+        # Called once both legs are bridged: it starts writing the item at the bridge and
+        # returns that write (see StasisApp), which the outcome waits for.
+        self.on_bridged: Callable[[Call], asyncio.Future[Any]] | None = None
+        self._bridge_recorded: asyncio.Future[Any] | None = None
 
     @property
     def channel_ids(self) -> tuple[str, str]:
@@ -224,6 +225,9 @@ class Call:
         await self._clean_up()
         item = self._item(self.outcome.result, ended=True)
         self._publish({"state": State.ENDED.value, **item})
+        if self._bridge_recorded is not None:
+            # The final item is written after the one at the bridge, never before it.
+            await asyncio.wait([self._bridge_recorded])
         return item
 
     async def _set_up(self) -> None:
@@ -256,11 +260,16 @@ class Call:
         self.outcome.answered = time.time()
         metrics.CALL_SETUP.observe(self.outcome.answered - self.outcome.started)
         self._publish()
-        # Durable before anyone is told (a blocking connect answers with it): from here
-        # on the call is listed in history.
-        if self.on_bridged is not None:
-            await self.on_bridged(self)
-        self.settle(self._item("success", ended=False))
+        item = self._item("success", ended=False)
+        if self.on_bridged is None:
+            self.settle(item)
+            return
+        # The call follows its legs while its item at the bridge is written: a database that
+        # is slow or out of reach must not keep a party who hangs up connected to nobody.
+        # Whoever waits for the outcome (a blocking connect) is told once the item is durable.
+        self._bridge_recorded = self.on_bridged(self)
+        self._bridge_recorded.add_done_callback(
+            lambda write: None if write.cancelled() or write.exception() else self.settle(item))
 
     def _resume(self, item: dict[str, Any]) -> None:
         """Take up a bridged call where a gone instance left it."""

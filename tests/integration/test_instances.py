@@ -192,6 +192,35 @@ def test_a_call_that_ends_during_a_database_outage_is_recorded_once_it_is_back(
     assert item["talk_duration"] > 0
 
 
+def test_a_call_bridged_during_a_database_outage_follows_its_parties(
+    instances: Cluster, sipp: Callable[..., Sipp], outage: Outage
+) -> None:
+    """The item at the bridge cannot be written, and the call goes on regardless: when the
+    contact hangs up, the agent is hung up then, not once the database is back."""
+    agent = sipp("uas_answer.xml", EXTENSION_PORT, duration_ms=2000)  # rings 2 s
+    sipp("uas_answer_then_bye.xml", TRUNK_PORT, duration_ms=1000)  # hangs up after 1 s
+    a = instances.add("a").start()
+    instances.sign_in(a)
+    token, base = instances.token, instances.base
+    c2c_id = a.api("PUT", base, {"name": "T", "extension": "1001"}, token)[1]["data"]["id"]
+    status, body = a.api("POST", f"{base}/{c2c_id}/connect", {"contact": CONTACT}, token)
+    assert status == 202, body
+    outage.begin()  # while the agent's phone rings
+
+    wait_for(lambda: bool(agent.received("BYE")), "the agent's leg hung up", timeout=20)
+    assert a.api("GET", base, token=token)[0] == 503  # the database is still out of reach
+    outage.end()
+
+    def completed() -> list[dict]:
+        return [i for i in _history(instances, 0, c2c_id) if "ended_at" in i]
+
+    wait_for(lambda: bool(completed()), "the call's item completed", timeout=30)
+    (item,) = _history(instances, 0, c2c_id)
+    assert (item["call_id"], item["result"], item["hangup_cause"]) == (
+        body["data"]["outbound_call_id"], "success", "NORMAL_CLEARING")
+    assert "answered_at" in item
+
+
 def test_a_database_outage_takes_no_call_from_its_instance(
     instances: Cluster, sipp: Callable[..., Sipp], outage: Outage
 ) -> None:

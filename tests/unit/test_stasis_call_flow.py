@@ -206,6 +206,54 @@ async def test_a_database_outage_delays_the_items_of_a_call_but_loses_none(
     assert "ended_at" in history
 
 
+class SlowBridgeRecorder(FakeRecorder):
+    """The item at the bridge is written only once `back` is set (a database out of reach)."""
+
+    def __init__(self, log: Log) -> None:
+        super().__init__(log)
+        self.back = asyncio.Event()
+
+    async def bridged(self, call: ActiveCall) -> None:
+        await self.back.wait()
+        await super().bridged(call)
+
+
+async def test_a_party_who_hangs_up_while_the_database_is_out_is_not_left_connected() -> None:
+    log = Log()
+    ari = FakeAri(log)
+    recorder = SlowBridgeRecorder(log)
+    stasis = StasisApp(ari, recorder,  # type: ignore[arg-type]
+                       extension_endpoint="PJSIP/{extension}",
+                       contact_endpoint="PJSIP/{contact}@trunk")
+    ari.stasis = stasis
+    stasis.events._ready.set()
+
+    result = await stasis.place(ConnectAttempt(
+        account=ACCOUNT, clicktocall=CLICKTOCALL, contact="+15551234567", blocking=False,
+        custom_application_vars={}, client_ip="127.0.0.1", authenticated=True,
+    ))
+    call_id = result.data["outbound_call_id"]
+    await log.until("add_channel")
+    run = stasis.calls.task(call_id)
+    assert run is not None
+    ari._event("ChannelDestroyed", f"{call_id}-contact", cause=16)  # the contact hangs up
+    # The agent is hung up at once, though the item at the bridge is not written yet...
+    await log.until("destroy_bridge")
+    assert "bridged item durable" not in log.names()
+    assert not run.done()  # ...and the call is not let go before its items are written.
+
+    recorder.back.set()
+    async with asyncio.timeout(5):
+        await run
+    names = log.names()
+    assert names[names.index("add_channel"):] == [
+        "add_channel", "hangup", "destroy_bridge", "bridged item durable", "history"]
+    history = log.entries[-1][1]
+    assert (history["call_id"], history["result"], history["hangup_cause"]) == (
+        call_id, "success", "NORMAL_CLEARING")
+    assert "ended_at" in history
+
+
 class MovableAri(FakeAri):
     """Channels still in Asterisk unless hung up (get_channel), so that a leg leaving the
     application can be told moved (still there) from gone."""
