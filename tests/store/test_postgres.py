@@ -17,10 +17,12 @@ from pytest_postgresql.janitor import DatabaseJanitor
 from c2c_ari.domain.ids import GREGORIAN_OFFSET
 from c2c_ari.domain.retention import Housekeeper, RetentionPolicy
 from c2c_ari.store import AccountRecord, ActiveCall, InstanceRecord, Store, open_store
+from c2c_ari.store.errors import StoreUnavailable
 from c2c_ari.store.postgres import SchemaTooNew, migrate_database, schema
 from c2c_ari.store.postgres.bus import MessageTooLarge
 from c2c_ari.store.postgres.throttle import PostgresThrottle
 from tests.conftest import PostgresServer
+from tests.helpers.postgres import Outage
 
 ACCOUNT = "a" * 32
 C2C = "c" * 32
@@ -263,6 +265,30 @@ async def test_heartbeats_and_leases_do_not_queue_behind_a_busy_instance(pg: Sto
     finally:
         release.set()
         await asyncio.gather(*holders)
+
+
+async def test_heartbeats_resume_at_the_first_beat_once_the_database_is_back(
+    pg: Store, outage: Outage
+) -> None:
+    """Instances judge each other by their heartbeats after an outage: one whose heartbeats
+    came back seconds after another's (a pool's reconnection backs off 1, 2, 4 s...) would
+    be counted gone and have its calls taken over."""
+    beat = InstanceRecord("i", "boot-i", "c2c-ari-i")
+    await pg.instances.heartbeat(beat)
+    outage.begin()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 6  # long enough for a pool to back off past 4 s
+    failures = 0
+    while loop.time() < deadline:
+        with pytest.raises(StoreUnavailable):
+            await pg.instances.heartbeat(beat)
+        failures += 1
+        await asyncio.sleep(0.5)
+    outage.end()
+
+    await pg.instances.heartbeat(beat)  # the very next beat goes through
+    assert [i.boot_id for i in await pg.instances.live(1.0)] == ["boot-i"]
+    assert failures >= 6  # each failed promptly: a beat never waits for a connection
 
 
 async def test_stale_throttle_rows_are_pruned(pg: Store) -> None:

@@ -4,6 +4,7 @@ one-statement method costs one round trip (no BEGIN and COMMIT of its own), and
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -11,6 +12,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, OperationalError
 from psycopg.abc import Query
+from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from c2c_ari import metrics
@@ -25,7 +27,7 @@ OPEN_TIMEOUT = 30.0
 # Seconds a request waits for a connection of the pool before giving up: a database that is
 # down must turn into a prompt "try again", not requests piling up for the pool's 30 s.
 CONNECTION_WAIT = 5.0
-# Connections kept apart for heartbeats and leases (see Database.vital).
+# Idle connections kept for heartbeats and leases (see VitalConnections).
 VITAL_CONNECTIONS = 2
 
 
@@ -43,19 +45,15 @@ class Database:
         # busy instance, a heartbeat would be stamped late (the server's clock, when it
         # runs), the busy instance would look gone, and others would take its calls over
         # while it still runs them.
-        self.vital_pool: AsyncConnectionPool[AsyncConnection[tuple[Any, ...]]] = (
-            AsyncConnectionPool(conninfo, min_size=1, max_size=VITAL_CONNECTIONS,
-                                kwargs=connection_kwargs(), open=False, name="c2c-ari-vital",
-                                timeout=CONNECTION_WAIT))
+        self.vital = VitalConnections(conninfo)
 
     async def open(self) -> Database:
         # wait: an unreachable database fails here, at start-up, not at the first request.
         await self.pool.open(wait=True, timeout=OPEN_TIMEOUT)
-        await self.vital_pool.open(wait=True, timeout=OPEN_TIMEOUT)
         return self
 
     async def close(self) -> None:
-        await self.vital_pool.close()
+        await self.vital.close()
         await self.pool.close()
 
     async def connect(self) -> AsyncConnection[tuple[Any, ...]]:
@@ -69,9 +67,8 @@ class Database:
         """A connection of the pool (`vital`: of the heartbeats' and leases' pool); a
         database out of reach (no connection within CONNECTION_WAIT, or one lost on the
         way) raises StoreUnavailable."""
-        pool = self.vital_pool if vital else self.pool
         try:
-            async with pool.connection() as conn:
+            async with (self.vital.connection() if vital else self.pool.connection()) as conn:
                 yield conn
         except PoolTimeout as exc:
             raise StoreUnavailable(str(exc).strip() or "no database connection") from exc
@@ -117,3 +114,44 @@ def _unreachable(exc: OperationalError) -> bool:
     may expect and handle."""
     state = exc.sqlstate
     return state is None or state.startswith(("08", "57P", "53"))
+
+
+class VitalConnections:
+    """Connections for heartbeats and leases, outside the pool. Each use takes an idle one
+    or connects at once; one that failed is dropped. A pool reconnects with exponential
+    backoff (1, 2, 4, 8 s...): after an outage, one instance's heartbeats could then resume
+    seconds after another's, which would count it gone and take its calls over. Here they
+    resume at the first beat after the database is back (beats are a second apart, which is
+    what paces the attempts)."""
+
+    def __init__(self, conninfo: str, keep: int = VITAL_CONNECTIONS) -> None:
+        self.conninfo = conninfo
+        self.keep = keep
+        self._idle: list[AsyncConnection[tuple[Any, ...]]] = []
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection[tuple[Any, ...]]]:
+        conn = self._idle.pop() if self._idle else await self._connect()
+        try:
+            yield conn
+        except BaseException:
+            await conn.close()  # it may be broken, or mid-statement: never reused
+            raise
+        if (len(self._idle) < self.keep and not conn.closed
+                and conn.info.transaction_status == TransactionStatus.IDLE):
+            self._idle.append(conn)
+        else:
+            await conn.close()
+
+    async def _connect(self) -> AsyncConnection[tuple[Any, ...]]:
+        try:
+            async with asyncio.timeout(CONNECTION_WAIT):
+                return await AsyncConnection.connect(self.conninfo, **connection_kwargs())
+        except (OperationalError, TimeoutError) as exc:
+            # Refused, or not accepting connections (whatever its SQLSTATE): out of reach.
+            raise StoreUnavailable(str(exc).strip() or "no database connection") from exc
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.close()
