@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -39,6 +40,11 @@ STASIS: web.AppKey[StasisApp] = web.AppKey("stasis", StasisApp)
 # Seconds the dialplan application's holder has to renew its lease; when it dies, another
 # instance takes the name over within this (the dialplan retries meanwhile).
 DIALPLAN_LEASE_TTL = 3.0
+# At a graceful stop: how long calls get to be let go (those being set up: until bridged) or
+# to clean up in Asterisk, and how long released calls may wait for another instance to
+# adopt them (its reaper runs every second) before this one ends them after all.
+STOP_GRACE = 10.0
+HANDOVER_WAIT = 5.0
 
 
 def ari_nodes(settings: Settings, app: str) -> dict[str, AriClient]:
@@ -112,6 +118,36 @@ async def _serve_metrics(listen: str, readiness: Readiness) -> web.AppRunner | N
     return runner
 
 
+async def _stop(stasis: StasisApp | None, membership: Membership,
+                beating: asyncio.Task[None]) -> None:
+    """Graceful stop. With another instance alive, bridged calls are handed over rather
+    than cut: let go here (those being set up, once bridged), adopted there once this
+    instance has left; those it does not adopt in time are ended here after all. Calls that
+    cannot be handed over are hung up and recorded (SERVICE_STOPPED)."""
+    released: list[str] = []
+    if stasis is not None:
+        if await membership.others_alive():
+            released = await stasis.release(STOP_GRACE)
+        released += await stasis.end_calls(STOP_GRACE)
+    # Beating until here, so that no one takes over the calls still being let go.
+    beating.cancel()
+    await asyncio.gather(beating, return_exceptions=True)
+    try:
+        await membership.leave()
+    except StoreUnavailable:
+        # The others will see this instance's heartbeat age instead.
+        log.warning("stopping: the database is out of reach, so this instance's"
+                    " heartbeat row stays until it ages out")
+    if stasis is None:
+        return
+    if released:
+        log.info("stopping: %d calls handed over to the other instances", len(released))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(HANDOVER_WAIT + STOP_GRACE):
+                await stasis.end_unclaimed(released, wait=HANDOVER_WAIT)
+    await stasis.close()
+
+
 def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Application:
     # cors is outermost, so that the Kazoo errors too reach an allowed page.
     app = web.Application(
@@ -150,7 +186,8 @@ def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Appl
         call_tokens = CallTokens(await store.keys.get_or_create("call_tokens"))
         services = build_services(settings, store, call_tokens, placer or stasis, live)
         app[CONTEXT] = services
-        background = [membership.run(), housekeeper(settings, store).run_forever(), live.run()]
+        background = [housekeeper(settings, store).run_forever(), live.run()]
+        reaper: Reaper | None = None
         if stasis is not None:
             stasis.accept_dialplan_calls(services.connect, services.clicktocalls,
                                          services.accounts)
@@ -160,31 +197,32 @@ def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Appl
             metrics.LIVE.ari_connected = stasis.websockets
             metrics.LIVE.node_available = stasis.availability
             await stasis.start()
-            background.append(Reaper(store.calls, membership, stasis.take_over,
-                                     ready=lambda: stasis.connected).run())
+            reaper = Reaper(store.calls, membership, stasis.take_over,
+                            ready=lambda: stasis.connected)
             background.append(LeaseKeeper(
                 store.leases, f"dialplan-app:{instance.dialplan_app}", instance.boot_id,
                 ttl=DIALPLAN_LEASE_TTL, on_acquired=stasis.attach_dialplan_app,
                 on_lost=stasis.detach_dialplan_app,
                 ready=lambda: stasis.connected).run())
         tasks = [asyncio.create_task(job) for job in background]
+        beating = asyncio.create_task(membership.run())
+        reaping = asyncio.create_task(reaper.run()) if reaper is not None else None
         metrics_runner = await _serve_metrics(settings.metrics_listen, readiness)
         yield
         if metrics_runner is not None:
             await metrics_runner.cleanup()
+        if reaper is not None and reaping is not None:
+            # A round in progress finishes: a call it claimed is taken over (and so ended or
+            # handed on below), never left claimed by an instance that no longer follows it.
+            reaper.stop()
+            await reaping
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         try:
-            if stasis is not None:
-                await stasis.stop()
-            try:
-                await membership.leave()
-            except StoreUnavailable:
-                # The others will see this instance's heartbeat age instead.
-                log.warning("stopping: the database is out of reach, so this instance's"
-                            " heartbeat row stays until it ages out")
+            await _stop(stasis, membership, beating)
         finally:
+            beating.cancel()
             # Whatever failed before: a pool left open keeps the event loop from ending.
             await store.close()
 

@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -76,8 +77,10 @@ def _serve(args: argparse.Namespace) -> int:
     warning = _no_asterisk_warning(settings)
     if warning:
         print(f"c2c-ari: warning: {warning}", file=sys.stderr, flush=True)
+    app = create_app(settings)
+    app.on_shutdown.append(_hold_further_sigterms)
     try:
-        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None,
+        web.run_app(app, host=settings.host, port=settings.port, print=None,
                     loop=_event_loop(settings.event_loop), access_log_class=AccessLogger,
                     access_log=logging.getLogger("c2c_ari.access") if settings.access_log
                     else None)
@@ -85,13 +88,22 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"c2c-ari: {exc}", file=sys.stderr)
         return 1
     finally:
-        # After the service's graceful stop (it hangs up calls in flight, and the phones
-        # answer those BYEs), however it ended: Ctrl-C, SIGTERM or an error.
+        # After the service's graceful stop (it hands over or hangs up calls in flight, and
+        # the phones answer those BYEs), however it ended: Ctrl-C, SIGTERM or an error.
         if demo is not None:
             demo.stop()
         if local is not None and local.started:
             localasterisk.down()
     return 0
+
+
+async def _hold_further_sigterms(_app: web.Application) -> None:
+    """The graceful stop has begun; it takes seconds when calls are handed over. Another
+    SIGTERM (a supervisor's or a script's second try) must not cut it short and leave calls
+    that were let go unfollowed: only SIGKILL, or a second Ctrl-C, does."""
+    asyncio.get_running_loop().add_signal_handler(
+        signal.SIGTERM, lambda: print("c2c-ari: stopping already (SIGKILL to force)",
+                                      file=sys.stderr, flush=True))
 
 
 def _no_asterisk_warning(settings: Settings) -> str | None:

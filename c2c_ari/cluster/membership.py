@@ -91,6 +91,13 @@ class Membership:
         return {record.boot_id for record in await self.store.live(self.max_age)} | {
             self.instance.boot_id}
 
+    async def others_alive(self) -> bool:
+        """Whether another instance beats now (False when the database cannot say)."""
+        try:
+            return bool(await self.live_boots() - {self.instance.boot_id})
+        except StoreUnavailable:
+            return False
+
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.interval)

@@ -6,6 +6,7 @@ call still gets exactly one history item."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -31,6 +32,7 @@ class Reaper:
         # Only an instance that reaches Asterisk can adopt or hang up what it takes over.
         self.ready = ready
         self.interval = interval
+        self._stopping = asyncio.Event()
 
     async def run_once(self) -> int:
         """Claim and take over orphaned calls; how many."""
@@ -59,11 +61,17 @@ class Reaper:
         return await self.run_once()
 
     async def run(self) -> None:
-        while True:
+        """Rounds every `interval` seconds until stop()."""
+        while not self._stopping.is_set():
             try:
                 await self.round()
             except StoreUnavailable as exc:
                 log.warning("reaper: the database is out of reach (%s)", exc)
             except Exception:
                 log.exception("reaper failed; trying again")
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.interval)
+
+    def stop(self) -> None:
+        """No more rounds; run() returns once the one in progress (if any) is done."""
+        self._stopping.set()

@@ -49,6 +49,10 @@ class HistoryRecorder:
         """Record the final item once; False if this call's item was final already."""
         return await self.active.record_outcome(call)
 
+    async def in_flight(self, call_id: str) -> ActiveCall | None:
+        """The call's in-flight row; None once its item is final."""
+        return await self.active.get(call_id)
+
     async def unfinished(self) -> list[ActiveCall]:
         return await self.active.all()
 

@@ -18,7 +18,7 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, TypeVar
 
 from c2c_ari import logs, metrics
@@ -37,6 +37,7 @@ from c2c_ari.stasis.call import (
     Fallback,
     HandedOver,
     HangUp,
+    Release,
     Stop,
 )
 from c2c_ari.stasis.nodes import Node
@@ -54,6 +55,8 @@ OTHERS_MAX_AGE = 0.5
 # doubling from the first to the last.
 STORE_RETRY_FIRST = 0.5
 STORE_RETRY_MAX = 5.0
+# How often a stopping instance looks whether its released calls were taken over.
+END_UNCLAIMED_POLL = 0.25
 
 T = TypeVar("T")
 
@@ -138,18 +141,65 @@ class StasisApp:
             await node.start()
 
     async def stop(self, grace: float = 10.0) -> None:
-        """Graceful stop: calls in flight are hung up and recorded (cause SERVICE_STOPPED).
+        """Graceful stop: calls in flight are hung up and recorded (cause SERVICE_STOPPED),
+        then the connections to Asterisk close."""
+        await self.end_calls(grace)
+        await self.close()
 
-        Calls get `grace` seconds to clean up in Asterisk; what is still running then is
-        cancelled, and the next start records it from its in-flight row."""
+    async def release(self, grace: float = 10.0) -> list[str]:
+        """Let the calls go for another instance to take over (Release): bridged ones at
+        once, those being set up once bridged, for up to `grace` seconds. Returns the ids of
+        the calls let go; the others are still this instance's (end_calls ends them)."""
+        for call in self.calls:
+            call.command(Release())
+        return await self._wait_for_calls(grace)
+
+    async def end_calls(self, grace: float = 10.0) -> list[str]:
+        """Hang up and record the calls in flight (cause SERVICE_STOPPED). They get `grace`
+        seconds to clean up in Asterisk; what is still running then is cancelled, and the
+        next start records it from its in-flight row. Returns the ids of calls let go
+        instead (released earlier, they were bridged just now)."""
         for call in self.calls:
             call.command(Stop())
-        if self._tasks:
-            _done, pending = await asyncio.wait(self._tasks, timeout=grace)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)
+        return await self._wait_for_calls(grace, cancel_after=True)
+
+    async def _wait_for_calls(self, grace: float, *, cancel_after: bool = False) -> list[str]:
+        """Wait up to `grace` s for the calls' tasks (and, with `cancel_after`, every other
+        task of the app, then cancel what is left); the ids of the calls let go."""
+        running = self.calls.tasks()
+        waited = set(self._tasks) if cancel_after else set(running.values())
+        if waited:
+            _done, pending = await asyncio.wait(waited, timeout=grace)
+            if cancel_after:
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    await asyncio.wait(pending)
+        return [call_id for call_id, task in running.items()
+                if task.done() and not task.cancelled() and task.exception() is None
+                and task.result() is None]
+
+    async def end_unclaimed(self, call_ids: Collection[str], wait: float) -> int:
+        """Released calls that no instance took over within `wait` seconds (the others are
+        stopping too, say) are hung up and recorded (SERVICE_STOPPED), as a stop without a
+        hand-over would have. One taken over at that very moment still gets one item: the
+        first final item written wins. Returns how many were ended here."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        unclaimed = list(call_ids)
+        while True:
+            rows = [await self.recorder.in_flight(call_id) for call_id in unclaimed]
+            left = [row for row in rows if row is not None and row.owner == self.owner]
+            unclaimed = [row.call_id for row in left]
+            if not left or loop.time() >= deadline:
+                break
+            await asyncio.sleep(END_UNCLAIMED_POLL)
+        for row in left:
+            log.warning("call %s: no instance took it over; ending it", row.call_id)
+            await self._end_orphan(row, "SERVICE_STOPPED")
+        return len(left)
+
+    async def close(self) -> None:
         # A final item still waiting for the database is left to the next start.
         self._closed.set()
         for node in self.nodes.values():
@@ -383,22 +433,30 @@ class StasisApp:
         """A call of a gone instance, now this one's (claimed in the store): a bridged call
         is adopted and followed to its end; one still being set up is hung up and recorded.
         Either way it gets exactly one final item."""
-        node = self.nodes.get(active.node) if active.node else next(iter(self.nodes.values()))
+        node = self._node_of(active)
+        if node is not None and node.up and active.bridged and len(active.resources) == 3:
+            try:
+                await self._adopt(active, node)
+                return
+            except Exception:
+                log.exception("call %s: adopting it failed", active.call_id)
+        # The outcome was never seen: the service that ran it stopped without recording it.
+        await self._end_orphan(active, "SERVICE_RESTART")
+
+    def _node_of(self, active: ActiveCall) -> Node | None:
+        return self.nodes.get(active.node) if active.node else next(iter(self.nodes.values()))
+
+    async def _end_orphan(self, active: ActiveCall, cause: str) -> None:
+        """A call no one follows: hang up what is left of it, record it as cut by `cause`."""
+        node = self._node_of(active)
         if node is not None and node.up:
-            if active.bridged and len(active.resources) == 3:
-                try:
-                    await self._adopt(active, node)
-                    return
-                except Exception:
-                    log.exception("call %s: adopting it failed", active.call_id)
             for resource in active.resources:
                 with contextlib.suppress(AriException):
                     if resource.endswith("-bridge"):
                         await node.ari.destroy_bridge(resource)
                     else:
                         await node.ari.hangup(resource)
-        # The outcome was never seen: the service that ran it stopped without recording it.
-        item = cut_short(active.item, "SERVICE_RESTART", time.time())
+        item = cut_short(active.item, cause, time.time())
         await self._finished(None, item, dataclasses.replace(active, item=item,
                                                               owner=self.owner))
 

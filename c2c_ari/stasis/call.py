@@ -50,8 +50,9 @@ MOVED_CHECK = 1.0
 
 
 class HandedOver(Exception):
-    """The call's channels were moved into another application: another instance took the
-    call over (it judged this one gone, e.g. cut off from the database) and follows it now."""
+    """The call is another instance's now: its channels were moved into another application
+    (another instance judged this one gone, e.g. cut off from the database), or this
+    instance let it go when stopping (Release) for another one to take over."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,15 @@ class ChannelLost:
     channel_id: str
 
 
-Command = Stop | HangUp | ChannelLost
+@dataclass(frozen=True)
+class Release:
+    """The service is stopping and another instance will take its calls over: let the call go
+    untouched once it is bridged and its item at the bridge is durable (the taker adopts it
+    from its in-flight row). A call being set up goes on until then, or ends as it would."""
+
+
+Ending = Stop | HangUp | ChannelLost  # commands that end the call
+Command = Ending | Release
 
 
 class Call:
@@ -133,6 +142,7 @@ class Call:
         self._hanging_up: set[str] = set()  # our channels with a hang-up requested
         self._bridge_made = False
         self._asterisk_stopping = False
+        self._releasing = False  # a Release came: let go once bridged
         self._leg_states: dict[str, str] = {}  # role -> Asterisk's channel state
         self._watchers: list[asyncio.Queue[dict[str, Any]]] = []
         # Called once both legs are bridged: it starts writing the item at the bridge and
@@ -152,7 +162,7 @@ class Call:
         self.inbox.put_nowait(event)
 
     def command(self, command: Command) -> None:
-        """Tell the call to end (see the Command types); it cleans up and records."""
+        """Tell the call to end, or to let go (see the Command types)."""
         self.inbox.put_nowait(command)
 
     def watch(self) -> asyncio.Queue[dict[str, Any]]:
@@ -206,11 +216,15 @@ class Call:
                 await self._set_up()
             else:
                 self._resume(adopted)
+            if self._releasing:
+                raise HandedOver("let go as the service stops, for another instance to adopt")
             while True:
                 await self._next_event()
-        except HandedOver:
-            log.warning("call %s: its channels were moved into another application (another"
-                        " instance took the call over); left to it", self.plan.call_id)
+        except HandedOver as handed:
+            if self._releasing and self._bridge_recorded is not None:
+                # The taker adopts only a call whose in-flight row says it is bridged.
+                await asyncio.wait([self._bridge_recorded])
+            log.warning("call %s: %s; left to it", self.plan.call_id, handed)
             raise  # nothing to clean up or record: the call is the other instance's now
         except LegEnded as ended:
             self._ended(ended)
@@ -409,6 +423,11 @@ class Call:
         """The next ARI event for this call; raises LegEnded when it (or a command) says a
         leg is gone."""
         message = await self.inbox.get()
+        while isinstance(message, Release):
+            self._releasing = True
+            if self.state is State.BRIDGED:
+                raise HandedOver("let go as the service stops, for another instance to adopt")
+            message = await self.inbox.get()
         if not isinstance(message, dict):
             raise self._command_end(message)
         event = message
@@ -432,7 +451,8 @@ class Call:
             raise LegEnded(role, self._stopping_or(cause_name(code)), code)
         if kind == "StasisEnd" and role is not None and self.state is State.BRIDGED:
             if channel["id"] not in self._hanging_up and await self._moved_away(channel["id"]):
-                raise HandedOver(channel["id"])
+                raise HandedOver(f"its channel {channel['id']} was moved into another"
+                                 " application (another instance took the call over)")
             raise LegEnded(role, self._stopping_or("NORMAL_CLEARING"), 16)
         return event
 
@@ -452,7 +472,7 @@ class Call:
         except AriException:
             return False
 
-    def _command_end(self, command: Command) -> LegEnded:
+    def _command_end(self, command: Ending) -> LegEnded:
         match command:
             case ChannelLost(channel_id=channel_id):
                 self._live.discard(channel_id)

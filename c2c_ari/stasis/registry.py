@@ -40,6 +40,10 @@ class CallRegistry:
         found = self._calls.get(call_id)
         return None if found is None else found[1]
 
+    def tasks(self) -> dict[str, asyncio.Task[dict[str, Any]]]:
+        """Each call's task, by call id (a copy)."""
+        return {call_id: task for call_id, (_call, task) in self._calls.items()}
+
     def by_channel(self, channel_id: str) -> Call | None:
         return self._by_channel.get(channel_id)
 

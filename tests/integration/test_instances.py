@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ from c2c_ari.cluster.membership import MAX_AGE
 from c2c_ari.localasterisk import AriInfo
 from tests.helpers.postgres import Outage
 from tests.helpers.sipp import Sipp
-from tests.integration.processes import Cluster, cluster, wait_for
+from tests.integration.processes import Cluster, Instance, cluster, wait_for
 from tests.integration.service import (
     CONTACT,
     EXTENSION_PORT,
@@ -47,6 +48,14 @@ def _history(found: Cluster, via_index: int, c2c_id: str) -> list[dict]:
     return list(body["data"])
 
 
+def _bridged_call(via: Instance, found: Cluster, c2c_id: str) -> str:
+    """A blocking connect through `via` that ends bridged; the call's id."""
+    status, body = via.api("POST", f"{found.base}/{c2c_id}/connect",
+                           {"contact": CONTACT, "blocking": True}, found.token)
+    assert (status, body["data"]["result"]) == (200, "success")
+    return str(body["data"]["call_id"])
+
+
 def test_a_killed_instance_s_calls_are_taken_over(
     instances: Cluster, sipp: Callable[..., Sipp]
 ) -> None:
@@ -59,10 +68,7 @@ def test_a_killed_instance_s_calls_are_taken_over(
     talking = a.api("PUT", base, {"name": "T", "extension": "1001"}, token)[1]["data"]["id"]
     ringing = a.api("PUT", base, {"name": "R", "extension": "1002", "timeout": 60},
                     token)[1]["data"]["id"]
-    status, body = a.api("POST", f"{base}/{talking}/connect",
-                         {"contact": CONTACT, "blocking": True}, token)
-    assert (status, body["data"]["result"]) == (200, "success")
-    bridged_id = body["data"]["call_id"]
+    bridged_id = _bridged_call(a, instances, talking)
     status, body = a.api("POST", f"{base}/{ringing}/connect", {"contact": CONTACT}, token)
     assert status == 202
     ringing_id = body["data"]["outbound_call_id"]
@@ -97,6 +103,56 @@ def test_a_killed_instance_s_calls_are_taken_over(
         items = _history(instances, 0, c2c_id)
         assert [i["call_id"] for i in items] == [call_id]  # exactly one item each
         assert "ended_at" in items[0]
+
+
+def test_a_stopping_instance_hands_its_bridged_calls_over(
+    instances: Cluster, sipp: Callable[..., Sipp]
+) -> None:
+    agent = sipp("uas_answer.xml", EXTENSION_PORT)
+    trunk = sipp("uas_answer.xml", TRUNK_PORT)
+    a, b = instances.add("a").start(), instances.add("b").start()
+    instances.sign_in(a)
+    token, base = instances.token, instances.base
+    c2c_id = a.api("PUT", base, {"name": "T", "extension": "1001"}, token)[1]["data"]["id"]
+    call = f"{base}/{c2c_id}/calls/{_bridged_call(a, instances, c2c_id)}"
+
+    a.stop()  # SIGTERM, as a rolling upgrade does
+    # B adopted the call: still up, followed by B, and nobody was hung up.
+    adopted = wait_for(lambda: (s := b.api("GET", call, token=token))[0] == 200
+                       and s[1]["data"].get("legs") and s[1]["data"], "the adoption")
+    assert adopted["state"] == "bridged"
+    assert b.metric("c2c_calls_taken_over_total") == 1
+    assert not agent.received("BYE") and not trunk.received("BYE")
+
+    status, body = b.api("DELETE", call, token=token)
+    assert (status, body["data"]["result"], body["data"]["hangup_cause"]) == (
+        200, "success", "HANGUP_REQUESTED")
+    (item,) = _history(instances, 1, c2c_id)  # exactly one item
+    assert "ended_at" in item and item["talk_duration"] >= 0
+
+
+def test_calls_of_instances_stopping_together_are_ended_not_left_unfollowed(
+    instances: Cluster, sipp: Callable[..., Sipp]
+) -> None:
+    """Each sees the other alive and may hand its calls over, but neither stays to adopt
+    them: the calls are hung up and recorded once each, and nothing is left in Asterisk."""
+    agent = sipp("uas_answer.xml", EXTENSION_PORT)
+    sipp("uas_answer.xml", TRUNK_PORT)
+    a, b = instances.add("a").start(), instances.add("b").start()
+    instances.sign_in(a)
+    token, base = instances.token, instances.base
+    c2c_id = a.api("PUT", base, {"name": "T", "extension": "1001"}, token)[1]["data"]["id"]
+    call_ids = [_bridged_call(via, instances, c2c_id) for via in (a, b)]
+
+    for instance in (a, b):
+        assert instance.proc is not None
+        instance.proc.send_signal(signal.SIGTERM)
+    a.stop(), b.stop()
+    wait_for(lambda: len(agent.received("BYE")) == 2, "both agents' legs hung up")
+    a.start()
+    items = _history(instances, 0, c2c_id)
+    assert sorted(i["call_id"] for i in items) == sorted(call_ids)
+    assert {(i["result"], i["cause"]) for i in items} == {("error", "SERVICE_STOPPED")}
 
 
 def test_a_call_through_one_instance_is_followed_through_another(
@@ -170,10 +226,7 @@ def test_a_call_that_ends_during_a_database_outage_is_recorded_once_it_is_back(
     instances.sign_in(a)
     token, base = instances.token, instances.base
     c2c_id = a.api("PUT", base, {"name": "T", "extension": "1001"}, token)[1]["data"]["id"]
-    status, body = a.api("POST", f"{base}/{c2c_id}/connect",
-                         {"contact": CONTACT, "blocking": True}, token)
-    assert (status, body["data"]["result"]) == (200, "success")
-    call_id = body["data"]["call_id"]
+    call_id = _bridged_call(a, instances, c2c_id)
 
     outage.begin()
     # The contact hangs up 3 s after answering: the service hangs up the agent and ends the
@@ -232,12 +285,7 @@ def test_a_database_outage_takes_no_call_from_its_instance(
     instances.sign_in(a)
     token, base = instances.token, instances.base
     c2c_id = a.api("PUT", base, {"name": "T", "extension": "1001"}, token)[1]["data"]["id"]
-    calls = {}
-    for via in (a, b):
-        status, body = via.api("POST", f"{base}/{c2c_id}/connect",
-                               {"contact": CONTACT, "blocking": True}, token)
-        assert (status, body["data"]["result"]) == (200, "success")
-        calls[body["data"]["call_id"]] = via
+    calls = {_bridged_call(via, instances, c2c_id): via for via in (a, b)}
 
     outage.begin()
     wait_for(lambda: all(i.api("GET", base, token=token)[0] == 503 for i in (a, b)),

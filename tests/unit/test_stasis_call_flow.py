@@ -105,15 +105,29 @@ class FakeRecorder:
         return True
 
 
+def _stasis_with(recorder: FakeRecorder, ari: FakeAri) -> StasisApp:
+    """The app on the fakes, as if its events websocket were connected."""
+    stasis = StasisApp(ari, recorder,  # type: ignore[arg-type]
+                       extension_endpoint="PJSIP/{extension}",
+                       contact_endpoint="PJSIP/{contact}@trunk", owner="boot-1")
+    ari.stasis = stasis
+    stasis.events._ready.set()
+    return stasis
+
+
+async def _connect(stasis: StasisApp) -> str:
+    result = await stasis.place(ConnectAttempt(
+        account=ACCOUNT, clicktocall=CLICKTOCALL, contact="+15551234567", blocking=False,
+        custom_application_vars={}, client_ip="127.0.0.1", authenticated=True,
+    ))
+    return str(result.data["outbound_call_id"])
+
+
 async def test_in_flight_row_is_durable_before_any_originate_and_the_item_once_bridged(
 ) -> None:
     log = Log()
     ari = FakeAri(log)
-    stasis = StasisApp(ari, FakeRecorder(log),  # type: ignore[arg-type]
-                       extension_endpoint="PJSIP/{extension}",
-                       contact_endpoint="PJSIP/{contact}@trunk")
-    ari.stasis = stasis
-    stasis.events._ready.set()  # as if the events websocket were connected
+    stasis = _stasis_with(FakeRecorder(log), ari)
 
     result = await stasis.place(ConnectAttempt(
         account=ACCOUNT, clicktocall=CLICKTOCALL, contact="+15551234567", blocking=False,
@@ -175,11 +189,7 @@ async def test_a_database_outage_delays_the_items_of_a_call_but_loses_none(
     monkeypatch.setattr(stasis_app, "STORE_RETRY_FIRST", 0.01)
     log = Log()
     ari = FakeAri(log)
-    stasis = StasisApp(ari, OutageRecorder(log),  # type: ignore[arg-type]
-                       extension_endpoint="PJSIP/{extension}",
-                       contact_endpoint="PJSIP/{contact}@trunk")
-    ari.stasis = stasis
-    stasis.events._ready.set()
+    stasis = _stasis_with(OutageRecorder(log), ari)
 
     async with asyncio.timeout(5):  # no answer at all would hang the test
         result = await stasis.place(ConnectAttempt(
@@ -222,17 +232,9 @@ async def test_a_party_who_hangs_up_while_the_database_is_out_is_not_left_connec
     log = Log()
     ari = FakeAri(log)
     recorder = SlowBridgeRecorder(log)
-    stasis = StasisApp(ari, recorder,  # type: ignore[arg-type]
-                       extension_endpoint="PJSIP/{extension}",
-                       contact_endpoint="PJSIP/{contact}@trunk")
-    ari.stasis = stasis
-    stasis.events._ready.set()
+    stasis = _stasis_with(recorder, ari)
 
-    result = await stasis.place(ConnectAttempt(
-        account=ACCOUNT, clicktocall=CLICKTOCALL, contact="+15551234567", blocking=False,
-        custom_application_vars={}, client_ip="127.0.0.1", authenticated=True,
-    ))
-    call_id = result.data["outbound_call_id"]
+    call_id = await _connect(stasis)
     await log.until("add_channel")
     run = stasis.calls.task(call_id)
     assert run is not None
@@ -268,11 +270,7 @@ class MovableAri(FakeAri):
 
 
 async def _bridged_call(log: Log, ari: FakeAri) -> tuple[StasisApp, str, asyncio.Task[Any]]:
-    stasis = StasisApp(ari, FakeRecorder(log),  # type: ignore[arg-type]
-                       extension_endpoint="PJSIP/{extension}",
-                       contact_endpoint="PJSIP/{contact}@trunk")
-    ari.stasis = stasis
-    stasis.events._ready.set()
+    stasis = _stasis_with(FakeRecorder(log), ari)
     result = await stasis.place(ConnectAttempt(
         account=ACCOUNT, clicktocall=CLICKTOCALL, contact="+15551234567", blocking=False,
         custom_application_vars={}, client_ip="127.0.0.1", authenticated=True,
@@ -323,3 +321,73 @@ async def test_a_leg_that_leaves_the_application_hung_up_ends_the_call(
     checked = [] if hang_up_asked else ["get_channel"]  # asked Asterisk: gone, not moved
     assert names[names.index("bridged item durable"):] == [
         "bridged item durable", *checked, "hangup", "hangup", "destroy_bridge", "history"]
+
+
+class RowsRecorder(FakeRecorder):
+    """Keeps the in-flight rows, as the store would, so that a stop can look them up."""
+
+    def __init__(self, log: Log) -> None:
+        super().__init__(log)
+        self.rows: dict[str, ActiveCall] = {}
+
+    async def started(self, call: ActiveCall) -> None:
+        await super().started(call)
+        self.rows[call.call_id] = call
+
+    async def bridged(self, call: ActiveCall) -> None:
+        await super().bridged(call)
+        self.rows[call.call_id] = call
+
+    async def finished(self, call: ActiveCall) -> bool:
+        self.rows.pop(call.call_id, None)
+        return await super().finished(call)
+
+    async def in_flight(self, call_id: str) -> ActiveCall | None:
+        return self.rows.get(call_id)
+
+
+async def test_a_stopping_instance_lets_its_calls_go_once_bridged_and_durable() -> None:
+    log = Log()
+    ari = FakeAri(log)
+    recorder = RowsRecorder(log)
+    stasis = _stasis_with(recorder, ari)
+    bridged = await _connect(stasis)
+    await log.until("bridged item durable")
+    ringing = await _connect(stasis)  # being set up when the stop begins
+
+    released = await stasis.release(grace=5)
+
+    # Both let go, the one being set up once bridged and its item at the bridge written:
+    # nothing hung up, no final item; their rows stay, bridged, for another to adopt.
+    assert sorted(released) == sorted([bridged, ringing])
+    assert log.names().count("bridged item durable") == 2
+    assert not {"hangup", "destroy_bridge", "history"} & set(log.names())
+    assert len(stasis.calls) == 0
+    assert all(recorder.rows[call_id].bridged for call_id in released)
+
+
+async def test_released_calls_that_no_one_adopts_are_ended_by_the_stopping_instance(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stasis_app, "END_UNCLAIMED_POLL", 0.01)
+    log = Log()
+    ari = FakeAri(log)
+    recorder = RowsRecorder(log)
+    stasis = _stasis_with(recorder, ari)
+    adopted, orphaned = await _connect(stasis), await _connect(stasis)
+    await log.until("bridged item durable", 2)
+    assert sorted(await stasis.release(grace=5)) == sorted([adopted, orphaned])
+    # Another instance takes one over (its row now names that instance)...
+    recorder.rows[adopted] = ActiveCall(**{**recorder.rows[adopted].__dict__,
+                                           "owner": "boot-2"})
+
+    assert await stasis.end_unclaimed([adopted, orphaned], wait=0.1) == 1
+
+    # ...the other is hung up and recorded here, as cut by the stop; the adopted one is
+    # left alone.
+    hung_up = [data for name, data in log.entries if name == "hangup"]
+    assert sorted(hung_up) == [f"{orphaned}-contact", f"{orphaned}-ext"]
+    (history,) = [data for name, data in log.entries if name == "history"]
+    assert (history["call_id"], history["result"], history["cause"]) == (
+        orphaned, "error", "SERVICE_STOPPED")
+    assert list(recorder.rows) == [adopted]
