@@ -18,6 +18,7 @@ from c2c_ari.api.operations import READINESS, Readiness
 from c2c_ari.ari import AriClient
 from c2c_ari.cluster.calls import ClusterCalls
 from c2c_ari.cluster.leases import LeaseKeeper
+from c2c_ari.cluster.liveness import AsteriskBeat
 from c2c_ari.cluster.membership import Membership, new_instance
 from c2c_ari.cluster.reaper import Reaper
 from c2c_ari.config import Settings
@@ -119,7 +120,7 @@ async def _serve_metrics(listen: str, readiness: Readiness) -> web.AppRunner | N
 
 
 async def _stop(stasis: StasisApp | None, membership: Membership,
-                beating: asyncio.Task[None]) -> None:
+                beating: asyncio.Task[None], asterisk_beat: AsteriskBeat | None) -> None:
     """Graceful stop. With another instance alive, bridged calls are handed over rather
     than cut: let go here (those being set up, once bridged), adopted there once this
     instance has left; those it does not adopt in time are ended here after all. Calls that
@@ -132,6 +133,11 @@ async def _stop(stasis: StasisApp | None, membership: Membership,
     # Beating until here, so that no one takes over the calls still being let go.
     beating.cancel()
     await asyncio.gather(beating, return_exceptions=True)
+    if asterisk_beat is not None:
+        # Its count gone from Asterisk, this instance is gone for the others at once.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STOP_GRACE):
+                await asterisk_beat.clear()
     try:
         await membership.leave()
     except StoreUnavailable:
@@ -188,6 +194,7 @@ def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Appl
         app[CONTEXT] = services
         background = [housekeeper(settings, store).run_forever(), live.run()]
         reaper: Reaper | None = None
+        asterisk_beat: AsteriskBeat | None = None
         if stasis is not None:
             stasis.accept_dialplan_calls(services.connect, services.clicktocalls,
                                          services.accounts)
@@ -197,8 +204,11 @@ def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Appl
             metrics.LIVE.ari_connected = stasis.websockets
             metrics.LIVE.node_available = stasis.availability
             await stasis.start()
+            asterisk_beat = AsteriskBeat([node.ari for node in stasis.nodes.values()],
+                                         instance.boot_id)
+            background.append(asterisk_beat.run())
             reaper = Reaper(store.calls, membership, stasis.take_over,
-                            ready=lambda: stasis.connected)
+                            ready=lambda: stasis.connected, still_alive=asterisk_beat.alive)
             background.append(LeaseKeeper(
                 store.leases, f"dialplan-app:{instance.dialplan_app}", instance.boot_id,
                 ttl=DIALPLAN_LEASE_TTL, on_acquired=stasis.attach_dialplan_app,
@@ -220,7 +230,7 @@ def create_app(settings: Settings, placer: CallPlacer | None = None) -> web.Appl
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         try:
-            await _stop(stasis, membership, beating)
+            await _stop(stasis, membership, beating, asterisk_beat)
         finally:
             beating.cancel()
             # Whatever failed before: a pool left open keeps the event loop from ending.

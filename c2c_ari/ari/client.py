@@ -200,6 +200,20 @@ class AriClient:
         """`GET /asterisk/info`: build, system, config and status of Asterisk."""
         return (await self._request("GET", ("asterisk", "info"), idempotent=True)).body
 
+    async def set_global(self, name: str, value: str) -> None:
+        """`POST /asterisk/variable`: set a global variable ("" unsets it). Sent once, no
+        retries: callers that repeat it (a heartbeat) are the retry."""
+        await self._request("POST", ("asterisk", "variable"),
+                            params={"variable": name, "value": value}, idempotent=True,
+                            retry_deadline=0.0)
+
+    async def get_global(self, name: str) -> str:
+        """`GET /asterisk/variable`: a global variable's value ("" when unset). Asked once."""
+        response = await self._request("GET", ("asterisk", "variable"),
+                                       params={"variable": name}, idempotent=True,
+                                       retry_deadline=0.0)
+        return str((response.body or {}).get("value", ""))
+
     # ------------------------------------------------------------------ channels
 
     async def originate(

@@ -25,12 +25,17 @@ class Reaper:
     def __init__(self, calls: CallStore, membership: Membership,
                  take_over: Callable[[ActiveCall], Awaitable[None]], *,
                  ready: Callable[[], bool] = lambda: True,
+                 still_alive: Callable[[set[str]], Awaitable[set[str]]] | None = None,
                  interval: float = INTERVAL) -> None:
         self.calls = calls
         self.membership = membership
         self.take_over = take_over
         # Only an instance that reaches Asterisk can adopt or hang up what it takes over.
         self.ready = ready
+        # Of the owners whose heartbeats stopped, those still alive by another sign (their
+        # beat in Asterisk, cluster/liveness.py): cut off from the database, not gone.
+        self.still_alive = still_alive
+        self._spared: set[str] = set()
         self.interval = interval
         self._stopping = asyncio.Event()
 
@@ -39,6 +44,15 @@ class Reaper:
         taken = 0
         while True:
             live = await self.membership.live_boots()
+            if self.still_alive is not None:
+                silent = await self.calls.owners() - live
+                if silent:
+                    alive = await self.still_alive(silent)
+                    for boot in sorted(alive - self._spared):
+                        log.warning("instance %s beats in Asterisk but not in the database"
+                                    " (cut off from it?): its calls stay its own", boot)
+                    self._spared = alive
+                    live |= alive
             claimed = await self.calls.claim_orphans(
                 live, self.membership.instance.boot_id, BATCH)
             for call in claimed:

@@ -126,6 +126,9 @@ class CallStore(Protocol):
     async def count_by_node(self, exclude_owner: str = "") -> dict[str, int]:
         """Calls in flight on each Asterisk node, whoever runs them but `exclude_owner`."""
         ...
+    async def owners(self) -> set[str]:
+        """The processes (boot ids) that own calls in flight."""
+        ...
     async def claim_orphans(self, live_owners: Collection[str], new_owner: str,
                             limit: int) -> list[ActiveCall]:
         """Take over up to `limit` calls whose owner is not in `live_owners`: they are

@@ -146,6 +146,8 @@ ALL_CALLS: dict[str, Callable[[AriClient], Any]] = {
     "stop_playback": lambda c: c.stop_playback("pb1"),
     "set_variable": lambda c: c.set_variable("c1", "V", "1"),
     "get_variable": lambda c: c.get_variable("c1", "V"),
+    "set_global": lambda c: c.set_global("V", "1"),
+    "get_global": lambda c: c.get_global("V"),
     "list_channels": lambda c: c.list_channels(),
     "get_channel": lambda c: c.get_channel("c1"),
     "continue_in_dialplan": lambda c: c.continue_in_dialplan(
@@ -355,6 +357,13 @@ async def test_originate_bridge_hangup(live: Live, sipp: Callable[..., Any]) -> 
     assert await client.get_variable(channel_id, "C2C_NEVER_SET") is None  # ARI: 404
     await client.set_variable(channel_id, "C2C_EMPTY", "")
     assert await client.get_variable(channel_id, "C2C_EMPTY") == ""
+    # Global variables (the instances' heartbeat through Asterisk): unset reads as "".
+    name = f"C2C_TEST_{channel_id.replace('-', '_')}"
+    assert await client.get_global(name) == ""
+    await client.set_global(name, value)
+    assert await client.get_global(name) == value
+    await client.set_global(name, "")
+    assert await client.get_global(name) == ""
 
     bridge = await client.create_bridge(bridge_id, "mixing", name="c2c test")
     assert bridge["id"] == bridge_id

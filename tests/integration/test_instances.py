@@ -10,6 +10,7 @@ import asyncio
 import json
 import signal
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from c2c_ari.cluster.membership import MAX_AGE
 from c2c_ari.localasterisk import AriInfo
 from tests.helpers.postgres import Outage
 from tests.helpers.sipp import Sipp
+from tests.helpers.tcp_proxy import TcpProxy
 from tests.integration.processes import Cluster, Instance, cluster, wait_for
 from tests.integration.service import (
     CONTACT,
@@ -46,6 +48,14 @@ def _history(found: Cluster, via_index: int, c2c_id: str) -> list[dict]:
                                                    token=found.token)
     assert status == 200, body
     return list(body["data"])
+
+
+def _completed_item(found: Cluster, c2c_id: str) -> dict:
+    """The click-to-call's one history item, once it is complete (its call ended)."""
+    wait_for(lambda: any("ended_at" in i for i in _history(found, 0, c2c_id)),
+             "the call's item completed", timeout=30)
+    (item,) = _history(found, 0, c2c_id)  # exactly one
+    return item
 
 
 def _bridged_call(via: Instance, found: Cluster, c2c_id: str) -> str:
@@ -103,6 +113,57 @@ def test_a_killed_instance_s_calls_are_taken_over(
         items = _history(instances, 0, c2c_id)
         assert [i["call_id"] for i in items] == [call_id]  # exactly one item each
         assert "ended_at" in items[0]
+
+
+def test_an_instance_cut_off_from_the_database_alone_keeps_its_calls(
+    instances: Cluster, sipp: Callable[..., Sipp], postgres_url: str
+) -> None:
+    """A's path to PostgreSQL breaks while B still reaches it: A's heartbeats stop, but A still
+    beats in Asterisk, so B takes none of its calls (it used to hang up the ringing one and
+    adopt the bridged one). Once A reaches the database again, it ends and records them."""
+    sipp("uas_answer.xml", EXTENSION_PORT)
+    trunk = sipp("uas_answer.xml", TRUNK_PORT)
+    ringing_agent = sipp("uas_ring_no_answer.xml", 5072)
+    database = urllib.parse.urlsplit(postgres_url)
+    proxy = TcpProxy(database.hostname or "127.0.0.1", database.port or 5432)
+    try:
+        a = instances.add("a")
+        a.env["C2C_ARI_DATABASE"] = postgres_url.replace(
+            f":{database.port}/", f":{proxy.port}/")
+        a.start()
+        b = instances.add("b").start()
+        instances.sign_in(b)
+        token, base = instances.token, instances.base
+        talking = b.api("PUT", base, {"name": "T", "extension": "1001"}, token)[1]["data"]["id"]
+        ringing = b.api("PUT", base, {"name": "R", "extension": "1002", "timeout": 60},
+                        token)[1]["data"]["id"]
+        bridged_id = _bridged_call(a, instances, talking)
+        status, body = a.api("POST", f"{base}/{ringing}/connect", {"contact": CONTACT}, token)
+        assert status == 202
+        ringing_id = body["data"]["outbound_call_id"]
+        ringing_agent.wait_for_invite()
+
+        proxy.cut()
+        wait_for(lambda: a.api("GET", base, token=token)[0] == 503, "A cut off")
+        # Well past MAX_AGE: B's reaper has judged A's heartbeat gone several times.
+        time.sleep(MAX_AGE + 4)
+        assert b.metric("c2c_calls_taken_over_total") == 0
+        assert not ringing_agent.received("CANCEL")
+        assert not trunk.received("BYE")
+
+        proxy.restore()
+        wait_for(lambda: a.api("GET", base, token=token)[0] == 200, "A serving again")
+        for c2c_id, call_id in ((talking, bridged_id), (ringing, ringing_id)):
+            status, body = a.api("DELETE", f"{base}/{c2c_id}/calls/{call_id}", token=token)
+            assert status == 200, body
+            # The ringing call was cancelled (its cause), the bridged one ended (its hang-up).
+            assert "HANGUP_REQUESTED" in (body["data"].get("cause"),
+                                          body["data"].get("hangup_cause")), body
+            items = _history(instances, 1, c2c_id)
+            assert [i["call_id"] for i in items] == [call_id]  # exactly one item each
+        assert b.metric("c2c_calls_taken_over_total") == 0
+    finally:
+        proxy.close()
 
 
 def test_a_stopping_instance_hands_its_bridged_calls_over(
@@ -235,11 +296,7 @@ def test_a_call_that_ends_during_a_database_outage_is_recorded_once_it_is_back(
     assert a.api("GET", base, token=token)[0] == 503  # still out of reach
     outage.end()
 
-    def completed() -> list[dict]:
-        return [i for i in _history(instances, 0, c2c_id) if "ended_at" in i]
-
-    wait_for(lambda: bool(completed()), "the call's item completed", timeout=30)
-    (item,) = _history(instances, 0, c2c_id)
+    item = _completed_item(instances, c2c_id)
     assert (item["call_id"], item["result"], item["hangup_cause"]) == (
         call_id, "success", "NORMAL_CLEARING")
     assert item["talk_duration"] > 0
@@ -264,11 +321,7 @@ def test_a_call_bridged_during_a_database_outage_follows_its_parties(
     assert a.api("GET", base, token=token)[0] == 503  # the database is still out of reach
     outage.end()
 
-    def completed() -> list[dict]:
-        return [i for i in _history(instances, 0, c2c_id) if "ended_at" in i]
-
-    wait_for(lambda: bool(completed()), "the call's item completed", timeout=30)
-    (item,) = _history(instances, 0, c2c_id)
+    item = _completed_item(instances, c2c_id)
     assert (item["call_id"], item["result"], item["hangup_cause"]) == (
         body["data"]["outbound_call_id"], "success", "NORMAL_CLEARING")
     assert "answered_at" in item

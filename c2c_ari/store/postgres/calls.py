@@ -86,6 +86,10 @@ class ActiveCallStore:
         return [_call(row) for row in await self.db.fetchall(
             f"SELECT {_COLUMNS} FROM active_calls")]
 
+    async def owners(self) -> set[str]:
+        return {row[0] for row in await self.db.fetchall(
+            "SELECT DISTINCT owner FROM active_calls WHERE owner IS NOT NULL")}
+
     async def claim_orphans(
         self, live_owners: Collection[str], new_owner: str, limit: int
     ) -> list[ActiveCall]:
