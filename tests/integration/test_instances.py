@@ -66,6 +66,21 @@ def _bridged_call(via: Instance, found: Cluster, c2c_id: str) -> str:
     return str(body["data"]["call_id"])
 
 
+def _bridged_and_ringing(found: Cluster, via: Instance, ringing_agent: Sipp
+                         ) -> tuple[tuple[str, str], tuple[str, str]]:
+    """Through `via`: a call bridged to agent 1001, and one ringing agent 1002 (for 60 s);
+    the click-to-call id and the call id of each."""
+    token, base = found.token, found.base
+    talking = via.api("PUT", base, {"name": "T", "extension": "1001"}, token)[1]["data"]["id"]
+    ringing = via.api("PUT", base, {"name": "R", "extension": "1002", "timeout": 60},
+                      token)[1]["data"]["id"]
+    bridged_id = _bridged_call(via, found, talking)
+    status, body = via.api("POST", f"{base}/{ringing}/connect", {"contact": CONTACT}, token)
+    assert status == 202, body
+    ringing_agent.wait_for_invite()
+    return (talking, bridged_id), (ringing, body["data"]["outbound_call_id"])
+
+
 def test_a_killed_instance_s_calls_are_taken_over(
     instances: Cluster, sipp: Callable[..., Sipp]
 ) -> None:
@@ -75,14 +90,8 @@ def test_a_killed_instance_s_calls_are_taken_over(
     a, b = instances.add("a").start(), instances.add("b").start()
     instances.sign_in(a)
     token, base = instances.token, instances.base
-    talking = a.api("PUT", base, {"name": "T", "extension": "1001"}, token)[1]["data"]["id"]
-    ringing = a.api("PUT", base, {"name": "R", "extension": "1002", "timeout": 60},
-                    token)[1]["data"]["id"]
-    bridged_id = _bridged_call(a, instances, talking)
-    status, body = a.api("POST", f"{base}/{ringing}/connect", {"contact": CONTACT}, token)
-    assert status == 202
-    ringing_id = body["data"]["outbound_call_id"]
-    ringing_agent.wait_for_invite()
+    (talking, bridged_id), (ringing, ringing_id) = _bridged_and_ringing(instances, a,
+                                                                        ringing_agent)
 
     a.kill()
     # B takes both over within seconds: the ringing call is hung up and recorded, the
@@ -134,14 +143,8 @@ def test_an_instance_cut_off_from_the_database_alone_keeps_its_calls(
         b = instances.add("b").start()
         instances.sign_in(b)
         token, base = instances.token, instances.base
-        talking = b.api("PUT", base, {"name": "T", "extension": "1001"}, token)[1]["data"]["id"]
-        ringing = b.api("PUT", base, {"name": "R", "extension": "1002", "timeout": 60},
-                        token)[1]["data"]["id"]
-        bridged_id = _bridged_call(a, instances, talking)
-        status, body = a.api("POST", f"{base}/{ringing}/connect", {"contact": CONTACT}, token)
-        assert status == 202
-        ringing_id = body["data"]["outbound_call_id"]
-        ringing_agent.wait_for_invite()
+        (talking, bridged_id), (ringing, ringing_id) = _bridged_and_ringing(instances, a,
+                                                                            ringing_agent)
 
         proxy.cut()
         wait_for(lambda: a.api("GET", base, token=token)[0] == 503, "A cut off")

@@ -4,7 +4,8 @@ what is written when, relative to what Asterisk is asked to do."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pytest
 
@@ -115,6 +116,17 @@ def _stasis_with(recorder: FakeRecorder, ari: FakeAri) -> StasisApp:
     return stasis
 
 
+R = TypeVar("R", bound=FakeRecorder)
+
+
+def _app(recorder_type: Callable[[Log], R]) -> tuple[Log, FakeAri, R, StasisApp]:
+    """The app on a FakeAri and a recorder of this type, sharing one log."""
+    log = Log()
+    ari = FakeAri(log)
+    recorder = recorder_type(log)
+    return log, ari, recorder, _stasis_with(recorder, ari)
+
+
 async def _connect(stasis: StasisApp) -> str:
     result = await stasis.place(ConnectAttempt(
         account=ACCOUNT, clicktocall=CLICKTOCALL, contact="+15551234567", blocking=False,
@@ -125,9 +137,7 @@ async def _connect(stasis: StasisApp) -> str:
 
 async def test_in_flight_row_is_durable_before_any_originate_and_the_item_once_bridged(
 ) -> None:
-    log = Log()
-    ari = FakeAri(log)
-    stasis = _stasis_with(FakeRecorder(log), ari)
+    log, ari, _, stasis = _app(FakeRecorder)
 
     result = await stasis.place(ConnectAttempt(
         account=ACCOUNT, clicktocall=CLICKTOCALL, contact="+15551234567", blocking=False,
@@ -187,9 +197,7 @@ async def test_a_database_outage_delays_the_items_of_a_call_but_loses_none(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(stasis_app, "STORE_RETRY_FIRST", 0.01)
-    log = Log()
-    ari = FakeAri(log)
-    stasis = _stasis_with(OutageRecorder(log), ari)
+    log, ari, _, stasis = _app(OutageRecorder)
 
     async with asyncio.timeout(5):  # no answer at all would hang the test
         result = await stasis.place(ConnectAttempt(
@@ -229,10 +237,7 @@ class SlowBridgeRecorder(FakeRecorder):
 
 
 async def test_a_party_who_hangs_up_while_the_database_is_out_is_not_left_connected() -> None:
-    log = Log()
-    ari = FakeAri(log)
-    recorder = SlowBridgeRecorder(log)
-    stasis = _stasis_with(recorder, ari)
+    log, ari, recorder, stasis = _app(SlowBridgeRecorder)
 
     call_id = await _connect(stasis)
     await log.until("add_channel")
@@ -347,10 +352,7 @@ class RowsRecorder(FakeRecorder):
 
 
 async def test_a_stopping_instance_lets_its_calls_go_once_bridged_and_durable() -> None:
-    log = Log()
-    ari = FakeAri(log)
-    recorder = RowsRecorder(log)
-    stasis = _stasis_with(recorder, ari)
+    log, _, recorder, stasis = _app(RowsRecorder)
     bridged = await _connect(stasis)
     await log.until("bridged item durable")
     ringing = await _connect(stasis)  # being set up when the stop begins
@@ -370,10 +372,7 @@ async def test_released_calls_that_no_one_adopts_are_ended_by_the_stopping_insta
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(stasis_app, "END_UNCLAIMED_POLL", 0.01)
-    log = Log()
-    ari = FakeAri(log)
-    recorder = RowsRecorder(log)
-    stasis = _stasis_with(recorder, ari)
+    log, _, recorder, stasis = _app(RowsRecorder)
     adopted, orphaned = await _connect(stasis), await _connect(stasis)
     await log.until("bridged item durable", 2)
     assert sorted(await stasis.release(grace=5)) == sorted([adopted, orphaned])
