@@ -33,7 +33,7 @@ class Reaper:
         # Only an instance that reaches Asterisk can adopt or hang up what it takes over.
         self.ready = ready
         # Of the owners whose heartbeats stopped, those still alive by another sign (their
-        # beat in Asterisk, cluster/liveness.py): cut off from the database, not gone.
+        # beat in Asterisk, cluster/liveness.py); the last ones found, for the log.
         self.still_alive = still_alive
         self._spared: set[str] = set()
         self.interval = interval
@@ -42,19 +42,12 @@ class Reaper:
     async def run_once(self) -> int:
         """Claim and take over orphaned calls; how many."""
         taken = 0
+        live = await self.membership.live_boots()
+        # Once a round: with a silent owner, the check takes seconds (liveness.CHECK_GAP).
+        spared = await self._spared_owners(live)
         while True:
-            live = await self.membership.live_boots()
-            if self.still_alive is not None:
-                silent = await self.calls.owners() - live
-                if silent:
-                    alive = await self.still_alive(silent)
-                    for boot in sorted(alive - self._spared):
-                        log.warning("instance %s beats in Asterisk but not in the database"
-                                    " (cut off from it?): its calls stay its own", boot)
-                    self._spared = alive
-                    live |= alive
             claimed = await self.calls.claim_orphans(
-                live, self.membership.instance.boot_id, BATCH)
+                live | spared, self.membership.instance.boot_id, BATCH)
             for call in claimed:
                 log.warning("taking over call %s of a gone instance", call.call_id)
                 try:
@@ -66,6 +59,20 @@ class Reaper:
             if len(claimed) < BATCH:
                 metrics.REAPER_ROUNDS.inc()
                 return taken
+            live = await self.membership.live_boots()
+
+    async def _spared_owners(self, live: set[str]) -> set[str]:
+        """The owners of calls in flight whose heartbeats stopped but who are still alive by
+        another sign (their beat in Asterisk): cut off from the database, not gone."""
+        if self.still_alive is None:
+            return set()
+        silent = await self.calls.owners() - live
+        alive = await self.still_alive(silent) if silent else set()
+        for boot in sorted(alive - self._spared):
+            log.warning("instance %s beats in Asterisk but not in the database (cut off from"
+                        " it?): its calls stay its own", boot)
+        self._spared = alive
+        return alive
 
     async def round(self) -> int:
         """One round, when this instance may take calls over: it reaches Asterisk, and its

@@ -150,34 +150,28 @@ class StasisApp:
         """Let the calls go for another instance to take over (Release): bridged ones at
         once, those being set up once bridged, for up to `grace` seconds. Returns the ids of
         the calls let go; the others are still this instance's (end_calls ends them)."""
+        running = self.calls.tasks()
         for call in self.calls:
             call.command(Release())
-        return await self._wait_for_calls(grace)
+        if running:
+            await asyncio.wait(running.values(), timeout=grace)
+        return _handed_over(running)
 
     async def end_calls(self, grace: float = 10.0) -> list[str]:
         """Hang up and record the calls in flight (cause SERVICE_STOPPED). They get `grace`
         seconds to clean up in Asterisk; what is still running then is cancelled, and the
         next start records it from its in-flight row. Returns the ids of calls let go
         instead (released earlier, they were bridged just now)."""
+        running = self.calls.tasks()
         for call in self.calls:
             call.command(Stop())
-        return await self._wait_for_calls(grace, cancel_after=True)
-
-    async def _wait_for_calls(self, grace: float, *, cancel_after: bool = False) -> list[str]:
-        """Wait up to `grace` s for the calls' tasks (and, with `cancel_after`, every other
-        task of the app, then cancel what is left); the ids of the calls let go."""
-        running = self.calls.tasks()
-        waited = set(self._tasks) if cancel_after else set(running.values())
-        if waited:
-            _done, pending = await asyncio.wait(waited, timeout=grace)
-            if cancel_after:
-                for task in pending:
-                    task.cancel()
-                if pending:
-                    await asyncio.wait(pending)
-        return [call_id for call_id, task in running.items()
-                if task.done() and not task.cancelled() and task.exception() is None
-                and task.result() is None]
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        return _handed_over(running)
 
     async def end_unclaimed(self, call_ids: Collection[str], wait: float) -> int:
         """Released calls that no instance took over within `wait` seconds (the others are
@@ -573,6 +567,14 @@ class StasisApp:
                 for channel_id in call.channel_ids:
                     if call.is_live(channel_id):
                         call.command(ChannelLost(channel_id))
+
+
+def _handed_over(tasks: Mapping[str, asyncio.Task[Any]]) -> list[str]:
+    """The calls, of those whose tasks these are, that were let go to another instance (their
+    task returned no item)."""
+    return [call_id for call_id, task in tasks.items()
+            if task.done() and not task.cancelled() and task.exception() is None
+            and task.result() is None]
 
 
 def _up_of(node: Node):  # type: ignore[no-untyped-def]

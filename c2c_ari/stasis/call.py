@@ -49,6 +49,9 @@ FAILOVER_DEADLINE = 0.5
 MOVED_CHECK = 1.0
 
 
+RELEASED = "let go as the service stops, for another instance to adopt"
+
+
 class HandedOver(Exception):
     """The call is another instance's now: its channels were moved into another application
     (another instance judged this one gone, e.g. cut off from the database), or this
@@ -217,7 +220,7 @@ class Call:
             else:
                 self._resume(adopted)
             if self._releasing:
-                raise HandedOver("let go as the service stops, for another instance to adopt")
+                raise HandedOver(RELEASED)
             while True:
                 await self._next_event()
         except HandedOver as handed:
@@ -426,7 +429,7 @@ class Call:
         while isinstance(message, Release):
             self._releasing = True
             if self.state is State.BRIDGED:
-                raise HandedOver("let go as the service stops, for another instance to adopt")
+                raise HandedOver(RELEASED)
             message = await self.inbox.get()
         if not isinstance(message, dict):
             raise self._command_end(message)

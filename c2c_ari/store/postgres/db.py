@@ -64,7 +64,7 @@ class Database:
     async def connection(
         self, *, vital: bool = False
     ) -> AsyncIterator[AsyncConnection[tuple[Any, ...]]]:
-        """A connection of the pool (`vital`: of the heartbeats' and leases' pool); a
+        """A connection of the pool (`vital`: one of the heartbeats' and leases' own); a
         database out of reach (no connection within CONNECTION_WAIT, or one lost on the
         way) raises StoreUnavailable."""
         try:
